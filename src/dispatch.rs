@@ -1,0 +1,232 @@
+//! Dispatch: API key + version -> handler. Every frame is checked against the message schema (kavka-wire)
+//! before the `kafka-protocol` decoders see it, because those pre-allocate from counts read off the wire.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use crate::handlers;
+use crate::network::ConnectionContext;
+use crate::server::Broker;
+
+/// The APIs this broker serves end to end, with the version ranges advertised in ApiVersions.
+/// Produce is advertised from v0 although v0-v2 are refused on arrival (as Kafka 4 does): librdkafka
+/// silently disables compression when the advertised minimum is above 0 (KAFKA-18659).
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 13),
+    (ApiKey::Fetch, 4, 17),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 13),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeCluster, 0, 2),
+];
+
+/// Lowest Produce version actually served (Kafka 4 removed v0-v2).
+const MIN_SERVED_PRODUCE_VERSION: i16 = 3;
+
+/// The per-request facts handlers need.
+#[derive(Debug, Clone)]
+pub struct RequestContext<'a> {
+    pub connection: &'a ConnectionContext,
+    pub api_version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+}
+
+/// What the session does with a frame.
+pub enum FrameOutcome {
+    /// A complete, size-prefixed response.
+    Respond(Bytes),
+    /// acks=0 produce: the client expects no response.
+    NoResponse,
+    /// Close the connection; the reason is logged with the peer address.
+    Close(String),
+}
+
+fn supported_range(api_key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(k, _, _)| *k == api_key)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broker) -> FrameOutcome {
+    let Some(peeked) = kavka_wire::peek_header(&frame) else {
+        return FrameOutcome::Close("frame shorter than a request header".into());
+    };
+    let Ok(api_key) = ApiKey::try_from(peeked.api_key) else {
+        return FrameOutcome::Close(format!("unknown API key {}", peeked.api_key));
+    };
+    let version = peeked.api_version;
+    let Some((min, max)) = supported_range(api_key) else {
+        return FrameOutcome::Close(format!(
+            "API {api_key:?} (key {}) is not supported by this broker",
+            peeked.api_key
+        ));
+    };
+    if api_key == ApiKey::ApiVersions && !(min..=max).contains(&version) {
+        // KIP-511: answer an unknown ApiVersions version in v0 format so the client can pick a version.
+        return encode_response(
+            peeked.correlation_id,
+            0,
+            0,
+            &ResponseKind::ApiVersions(handlers::api_versions::unsupported_version_response()),
+        );
+    }
+    if !(min..=max).contains(&version)
+        || (api_key == ApiKey::Produce && version < MIN_SERVED_PRODUCE_VERSION)
+    {
+        return FrameOutcome::Close(format!(
+            "{api_key:?} version {version} is not supported (supported: {}..={max})",
+            if api_key == ApiKey::Produce {
+                MIN_SERVED_PRODUCE_VERSION
+            } else {
+                min
+            }
+        ));
+    }
+    if let Err(e) = kavka_wire::validate_request(&frame) {
+        return FrameOutcome::Close(format!("malformed {api_key:?} v{version} request: {e}"));
+    }
+    let header_version = api_key.request_header_version(version);
+    let mut body = frame;
+    let header = match RequestHeader::decode(&mut body, header_version) {
+        Ok(h) => h,
+        Err(e) => return FrameOutcome::Close(format!("undecodable request header: {e}")),
+    };
+    let request = match RequestKind::decode(api_key, &mut body, version) {
+        Ok(r) => r,
+        Err(e) => {
+            return FrameOutcome::Close(format!("undecodable {api_key:?} v{version} request: {e}"))
+        }
+    };
+    let ctx = RequestContext {
+        connection: conn,
+        api_version: version,
+        correlation_id: header.correlation_id,
+        client_id: header.client_id.as_ref().map(|s| s.to_string()),
+    };
+    let response = match request {
+        RequestKind::ApiVersions(req) => {
+            ResponseKind::ApiVersions(handlers::api_versions::handle(&ctx, req))
+        }
+        RequestKind::Metadata(req) => {
+            ResponseKind::Metadata(handlers::metadata::handle(broker, &ctx, req).await)
+        }
+        RequestKind::Produce(req) => {
+            let acks = req.acks;
+            let response = handlers::produce::handle(broker, &ctx, req).await;
+            if acks == 0 {
+                return FrameOutcome::NoResponse;
+            }
+            ResponseKind::Produce(response)
+        }
+        RequestKind::Fetch(req) => {
+            ResponseKind::Fetch(handlers::fetch::handle(broker, &ctx, req).await)
+        }
+        RequestKind::ListOffsets(req) => {
+            ResponseKind::ListOffsets(handlers::list_offsets::handle(broker, &ctx, req).await)
+        }
+        RequestKind::CreateTopics(req) => {
+            ResponseKind::CreateTopics(handlers::create_topics::handle(broker, &ctx, req).await)
+        }
+        RequestKind::DeleteTopics(req) => {
+            ResponseKind::DeleteTopics(handlers::delete_topics::handle(broker, &ctx, req).await)
+        }
+        RequestKind::CreatePartitions(req) => ResponseKind::CreatePartitions(
+            handlers::create_partitions::handle(broker, &ctx, req).await,
+        ),
+        RequestKind::InitProducerId(req) => ResponseKind::InitProducerId(
+            handlers::init_producer_id::handle(broker, &ctx, req).await,
+        ),
+        RequestKind::DescribeConfigs(req) => {
+            ResponseKind::DescribeConfigs(handlers::describe_configs::handle(broker, &ctx, req))
+        }
+        RequestKind::DescribeCluster(req) => {
+            ResponseKind::DescribeCluster(handlers::describe_cluster::handle(broker, &ctx, req))
+        }
+        other => {
+            return FrameOutcome::Close(format!(
+                "no handler for advertised API {:?}",
+                std::mem::discriminant(&other)
+            ))
+        }
+    };
+    encode_response(
+        header.correlation_id,
+        api_key.response_header_version(version),
+        version,
+        &response,
+    )
+}
+
+fn encode_response(
+    correlation_id: i32,
+    header_version: i16,
+    version: i16,
+    response: &ResponseKind,
+) -> FrameOutcome {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0); // size, patched below
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    if let Err(e) = header.encode(&mut buf, header_version) {
+        return FrameOutcome::Close(format!("cannot encode response header: {e}"));
+    }
+    if let Err(e) = response.encode(&mut buf, version) {
+        return FrameOutcome::Close(format!("cannot encode response: {e}"));
+    }
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    FrameOutcome::Respond(buf.freeze())
+}
+
+/// The ApiVersions entries advertised to clients.
+pub fn advertised_api_versions() -> Vec<kafka_protocol::messages::api_versions_response::ApiVersion>
+{
+    SUPPORTED_APIS
+        .iter()
+        .map(|(key, min, max)| {
+            kafka_protocol::messages::api_versions_response::ApiVersion::default()
+                .with_api_key(*key as i16)
+                .with_min_version(*min)
+                .with_max_version(*max)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::protocol::VersionRange;
+
+    fn crate_range(key: ApiKey) -> VersionRange {
+        key.valid_versions()
+    }
+
+    #[test]
+    fn advertised_versions_are_within_what_the_codec_supports() {
+        for (key, min, max) in SUPPORTED_APIS {
+            let range = crate_range(*key);
+            let min = if *key == ApiKey::Produce {
+                MIN_SERVED_PRODUCE_VERSION
+            } else {
+                *min
+            };
+            assert!(
+                range.min <= min && *max <= range.max,
+                "{key:?} {min}..={max} outside codec range {range:?}"
+            );
+            let schema = kavka_wire::schema_versions(*key as i16)
+                .unwrap_or_else(|| panic!("no schema for {key:?}"));
+            assert!(
+                schema.0 <= min && *max <= schema.1,
+                "{key:?} outside schema range"
+            );
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Metadata (key 3): brokers, controller and topic/partition leadership, served from the metadata image.
+//! Unknown topics are auto-created when `auto.create.topics.enable` and the request allow it.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use uuid::Uuid;
+
+use super::str_bytes;
+use crate::dispatch::RequestContext;
+use crate::metadata::{validate_topic_name, NewTopic, TopicImage};
+use crate::server::Broker;
+
+/// Kafka's "authorized operations not requested" marker.
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+/// Without an authorizer every operation is allowed: READ(3) WRITE(4) CREATE(5) DELETE(6) ALTER(7)
+/// DESCRIBE(8) DESCRIBE_CONFIGS(10) ALTER_CONFIGS(11), as bits of the operation codes.
+pub const ALL_TOPIC_OPERATIONS: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// CREATE(5) ALTER(7) DESCRIBE(8) CLUSTER_ACTION(9) DESCRIBE_CONFIGS(10) ALTER_CONFIGS(11)
+/// IDEMPOTENT_WRITE(12).
+pub const ALL_CLUSTER_OPERATIONS: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: MetadataRequest,
+) -> MetadataResponse {
+    let version = ctx.api_version;
+    // v0 has no null: an empty list means all topics. From v1 null means all and empty means none.
+    let requested: Option<Vec<(Option<String>, Uuid)>> = match &request.topics {
+        None => None,
+        Some(topics) if topics.is_empty() && version == 0 => None,
+        Some(topics) => Some(
+            topics
+                .iter()
+                .map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id))
+                .collect(),
+        ),
+    };
+    let allow_auto_create = broker.config.auto_create_topics_enable
+        && (version < 4 || request.allow_auto_topic_creation);
+    let include_topic_ops = request.include_topic_authorized_operations;
+
+    let mut topics = Vec::new();
+    match requested {
+        None => {
+            let image = broker.image();
+            for topic in image.topics.values() {
+                topics.push(topic_metadata(broker, topic, include_topic_ops));
+            }
+        }
+        Some(requested) => {
+            for (name, id) in requested {
+                topics.push(match name {
+                    Some(name) => {
+                        lookup_or_create(broker, &name, allow_auto_create, include_topic_ops).await
+                    }
+                    None => match broker.image().topic_by_id(&id) {
+                        Some(topic) => topic_metadata(broker, topic, include_topic_ops),
+                        None => MetadataResponseTopic::default()
+                            .with_topic_id(id)
+                            .with_error_code(ResponseError::UnknownTopicId.code()),
+                    },
+                });
+            }
+        }
+    }
+    let (host, port) = ctx.connection.advertised.as_ref();
+    MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(broker.node_id))
+            .with_host(str_bytes(host.clone()))
+            .with_port(*port)
+            .with_rack(broker.config.broker_rack.clone().map(str_bytes))])
+        .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
+        .with_controller_id(BrokerId(broker.node_id))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            ALL_CLUSTER_OPERATIONS
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        })
+}
+
+async fn lookup_or_create(
+    broker: &Broker,
+    name: &str,
+    allow_auto_create: bool,
+    include_topic_ops: bool,
+) -> MetadataResponseTopic {
+    if let Some(topic) = broker.image().topic(name) {
+        return topic_metadata(broker, topic, include_topic_ops);
+    }
+    let error_topic = |code: i16| {
+        MetadataResponseTopic::default()
+            .with_name(Some(TopicName(str_bytes(name))))
+            .with_error_code(code)
+    };
+    if validate_topic_name(name).is_err() {
+        return error_topic(ResponseError::InvalidTopicException.code());
+    }
+    if !allow_auto_create {
+        return error_topic(ResponseError::UnknownTopicOrPartition.code());
+    }
+    match auto_create_topic(broker, name).await {
+        Ok(()) => match broker.image().topic(name) {
+            Some(topic) => topic_metadata(broker, topic, include_topic_ops),
+            None => error_topic(ResponseError::LeaderNotAvailable.code()),
+        },
+        Err(code) => error_topic(code),
+    }
+}
+
+/// Creates a topic with the broker defaults (num.partitions, default.replication.factor). A concurrent
+/// creation of the same topic is success.
+pub async fn auto_create_topic(broker: &Broker, name: &str) -> Result<(), i16> {
+    let topic = NewTopic {
+        name: name.to_string(),
+        num_partitions: -1,
+        replication_factor: -1,
+        assignments: Vec::new(),
+        configs: BTreeMap::new(),
+    };
+    match broker
+        .with_controller(move |c| c.create_topic(&topic, false))
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(topic = name, "topic auto-created");
+            Ok(())
+        }
+        Err(crate::metadata::ControllerError::TopicAlreadyExists(_)) => Ok(()),
+        Err(e) => {
+            tracing::warn!(topic = name, error = %e, "auto-creation failed");
+            Err(e.code())
+        }
+    }
+}
+
+fn topic_metadata(broker: &Broker, topic: &TopicImage, include_ops: bool) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            let hosted = broker.replicas.get(&topic.name, p.partition).is_some();
+            MetadataResponsePartition::default()
+                .with_error_code(if hosted {
+                    0
+                } else {
+                    ResponseError::LeaderNotAvailable.code()
+                })
+                .with_partition_index(p.partition)
+                .with_leader_id(BrokerId(if hosted { p.leader } else { -1 }))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(*r)).collect())
+                .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect())
+                .with_offline_replicas(Vec::new())
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
+        .with_topic_id(topic.topic_id)
+        .with_is_internal(topic.is_internal())
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(if include_ops {
+            ALL_TOPIC_OPERATIONS
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        })
+}

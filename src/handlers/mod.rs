@@ -1,0 +1,56 @@
+//! Request handlers, one module per Kafka API (named after it), grouped by concern: data plane (produce,
+//! fetch, list_offsets), metadata and admin (metadata, create_topics, delete_topics, create_partitions,
+//! describe_configs, describe_cluster), producer ids (init_producer_id) and the handshake (api_versions).
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::protocol::StrBytes;
+use kavka_storage::batch::BatchError;
+use kavka_storage::producer_state::ProducerStateError;
+use kavka_storage::StorageError;
+
+/// The Kafka error code a client expects for a storage failure.
+pub fn storage_error_code(error: &StorageError) -> i16 {
+    let e = match error {
+        StorageError::Batch(BatchError::CorruptMessage | BatchError::Decompression(_)) => {
+            ResponseError::CorruptMessage
+        }
+        // Kafka 4 refuses magic 0/1 batches (and a blob that is not exactly one batch) on produce v3+ in
+        // ProduceRequest.validateRecords, which is INVALID_RECORD.
+        StorageError::Batch(_) | StorageError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        StorageError::ProducerState(ProducerStateError::InvalidProducerEpoch { .. }) => {
+            ResponseError::InvalidProducerEpoch
+        }
+        StorageError::ProducerState(ProducerStateError::OutOfOrderSequence { .. }) => {
+            ResponseError::OutOfOrderSequenceNumber
+        }
+        StorageError::ProducerState(_) => ResponseError::KafkaStorageError,
+        StorageError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        StorageError::Io(_) => ResponseError::KafkaStorageError,
+    };
+    e.code()
+}
+
+pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

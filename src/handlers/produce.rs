@@ -1,0 +1,160 @@
+//! Produce (key 0): appends each partition's record batch to the leader's log.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+
+use super::{now_ms, storage_error_code, str_bytes};
+use crate::dispatch::RequestContext;
+use crate::server::Broker;
+
+/// First Produce version that names topics by id instead of name (KIP-516).
+const TOPIC_ID_VERSION: i16 = 13;
+
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: ProduceRequest,
+) -> ProduceResponse {
+    let version = ctx.api_version;
+    let acks = request.acks;
+    let request_error = if !matches!(acks, -1..=1) {
+        Some((
+            ResponseError::InvalidRequiredAcks,
+            "acks must be -1, 0 or 1",
+        ))
+    } else if request.transactional_id.is_some() {
+        Some((
+            ResponseError::TransactionalIdAuthorizationFailed,
+            "transactions are not supported by this broker",
+        ))
+    } else {
+        None
+    };
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    let mut appended_any = false;
+    for topic_data in request.topic_data {
+        let mut image = broker.image();
+        let mut topic = if version >= TOPIC_ID_VERSION {
+            image.topic_by_id(&topic_data.topic_id).cloned()
+        } else {
+            image.topic(&topic_data.name).cloned()
+        };
+        if topic.is_none()
+            && version < TOPIC_ID_VERSION
+            && broker.config.auto_create_topics_enable
+            && request_error.is_none()
+            && super::metadata::auto_create_topic(broker, &topic_data.name)
+                .await
+                .is_ok()
+        {
+            image = broker.image();
+            topic = image.topic(&topic_data.name).cloned();
+        }
+        let unknown_topic_error = if version >= TOPIC_ID_VERSION {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
+        for data in topic_data.partition_data {
+            let index = data.index;
+            let error = |code: i16, message: Option<String>| {
+                PartitionProduceResponse::default()
+                    .with_index(index)
+                    .with_error_code(code)
+                    .with_base_offset(-1)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(-1)
+                    .with_error_message(message.map(str_bytes))
+            };
+            if let Some((code, message)) = request_error {
+                partition_responses.push(error(code.code(), Some(message.to_string())));
+                continue;
+            }
+            let Some(topic) = &topic else {
+                partition_responses.push(error(unknown_topic_error.code(), None));
+                continue;
+            };
+            if topic.is_internal() {
+                partition_responses.push(error(
+                    ResponseError::InvalidTopicException.code(),
+                    Some(format!("cannot produce to internal topic {}", topic.name)),
+                ));
+                continue;
+            }
+            let Some(partition) = broker.replicas.get(&topic.name, index) else {
+                partition_responses
+                    .push(error(ResponseError::UnknownTopicOrPartition.code(), None));
+                continue;
+            };
+            let Some(records) = data.records.filter(|r| !r.is_empty()) else {
+                partition_responses.push(error(
+                    ResponseError::InvalidRecord.code(),
+                    Some("produce request has no record batch".into()),
+                ));
+                continue;
+            };
+            if acks == -1 {
+                let isr = topic
+                    .partitions
+                    .get(index as usize)
+                    .map(|p| p.isr.len())
+                    .unwrap_or(0);
+                let min_isr = topic
+                    .configs
+                    .get("min.insync.replicas")
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(broker.config.min_insync_replicas as usize);
+                if isr < min_isr {
+                    partition_responses.push(error(
+                        ResponseError::NotEnoughReplicas.code(),
+                        Some(format!(
+                            "The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {min_isr}"
+                        )),
+                    ));
+                    continue;
+                }
+            }
+            match partition.append(records, now_ms()).await {
+                Ok(outcome) => {
+                    appended_any |= !outcome.duplicate;
+                    partition_responses.push(
+                        PartitionProduceResponse::default()
+                            .with_index(index)
+                            .with_base_offset(outcome.base_offset)
+                            .with_log_append_time_ms(outcome.log_append_time)
+                            .with_log_start_offset(outcome.log_start_offset),
+                    );
+                }
+                Err(e) => {
+                    tracing::debug!(topic = %topic.name, partition = index, error = %e, "produce rejected");
+                    let mut response = error(storage_error_code(&e), Some(e.to_string()));
+                    if matches!(e, kavka_storage::StorageError::Io(_)) {
+                        tracing::error!(topic = %topic.name, partition = index, error = %e, "log append failed");
+                    }
+                    response.log_start_offset = partition.log_start_offset();
+                    partition_responses.push(response);
+                }
+            }
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(TopicName(str_bytes(
+                    topic.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
+                )))
+                .with_topic_id(topic_data.topic_id)
+                .with_partition_responses(partition_responses),
+        );
+        // Names are what v0-12 clients match on; keep the request's name even for unknown topics.
+        if version < TOPIC_ID_VERSION {
+            if let Some(last) = responses.last_mut() {
+                last.name = topic_data.name;
+            }
+        }
+    }
+    if appended_any {
+        broker.replicas.notify_appended();
+    }
+    ProduceResponse::default().with_responses(responses)
+}

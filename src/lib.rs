@@ -1,0 +1,13 @@
+//! Kavka: a Kafka-compatible event-streaming broker.
+//!
+//! Layers, top to bottom (see docs/architecture.md): [`network`] (listener and session) -> [`dispatch`]
+//! (API key + version -> handler) -> [`handlers`] (one module per Kafka API) -> [`replica`] (partition
+//! replicas hosted here) -> `kavka_storage` (the partition log on disk). [`metadata`] (the record log, image
+//! and controller) stands beside them and knows nothing of storage or the network.
+
+pub mod dispatch;
+pub mod handlers;
+pub mod metadata;
+pub mod network;
+pub mod replica;
+pub mod server;

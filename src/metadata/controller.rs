@@ -1,0 +1,611 @@
+//! The controller: validates metadata changes, writes them as records to the metadata log, and publishes the
+//! resulting image. On a single node it is in-process; the cluster issue moves it behind a Raft quorum.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use kafka_protocol::error::ResponseError;
+use uuid::Uuid;
+
+use super::image::MetadataImage;
+use super::log::MetadataLog;
+use super::records::MetadataRecord;
+use super::MetadataError;
+
+/// Producer ids are reserved in blocks so that the log is written once per block, not per producer.
+const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+/// Kafka's limit on topic name length (so that `<topic>-<partition>` fits in a file name).
+const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// A topic creation request after defaults (-1) have been resolved by the caller or not.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1 = `num.partitions`.
+    pub num_partitions: i32,
+    /// -1 = `default.replication.factor`.
+    pub replication_factor: i16,
+    /// Manual assignment: replicas per partition, in partition order.
+    pub assignments: Vec<Vec<i32>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// How a request names a topic.
+#[derive(Debug, Clone)]
+pub enum TopicRef {
+    Name(String),
+    Id(Uuid),
+}
+
+/// A rejected metadata change, carrying the Kafka error it is reported as.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("Topic '{0}' already exists.")]
+    TopicAlreadyExists(String),
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopic,
+    #[error("This server does not host this topic ID.")]
+    UnknownTopicId,
+    #[error("Topic deletion is disabled.")]
+    TopicDeletionDisabled,
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+}
+
+impl ControllerError {
+    /// The Kafka error code a client expects for this rejection.
+    pub fn code(&self) -> i16 {
+        let error = match self {
+            ControllerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            ControllerError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+            ControllerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            ControllerError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            ControllerError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            ControllerError::InvalidConfig(_) => ResponseError::InvalidConfig,
+            ControllerError::InvalidRequest(_) => ResponseError::InvalidRequest,
+            ControllerError::UnknownTopic => ResponseError::UnknownTopicOrPartition,
+            ControllerError::UnknownTopicId => ResponseError::UnknownTopicId,
+            ControllerError::TopicDeletionDisabled => ResponseError::TopicDeletionDisabled,
+            ControllerError::Metadata(_) => ResponseError::KafkaStorageError,
+        };
+        error.code()
+    }
+}
+
+/// Defaults the controller applies to topic creation (from the broker configuration).
+#[derive(Debug, Clone)]
+pub struct TopicDefaults {
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+    pub delete_topic_enable: bool,
+}
+
+struct ControllerState {
+    log: MetadataLog,
+    image: MetadataImage,
+    next_producer_id: i64,
+}
+
+/// The single writer of cluster metadata.
+pub struct Controller {
+    node_id: i32,
+    defaults: TopicDefaults,
+    state: Mutex<ControllerState>,
+    published: RwLock<Arc<MetadataImage>>,
+}
+
+impl Controller {
+    /// Replays the metadata log in `dir` and returns the controller with the recovered image.
+    pub fn open(
+        dir: &Path,
+        node_id: i32,
+        defaults: TopicDefaults,
+    ) -> Result<Controller, MetadataError> {
+        let (log, records) = MetadataLog::open(dir)?;
+        let mut image = MetadataImage::default();
+        for record in &records {
+            image.apply(record);
+        }
+        tracing::info!(
+            records = records.len(),
+            topics = image.topics.len(),
+            "metadata log replayed"
+        );
+        // Ids of the last reserved block may have been handed out before a crash: start after it.
+        let next_producer_id = image.next_producer_id_block;
+        let published = RwLock::new(Arc::new(image.clone()));
+        Ok(Controller {
+            node_id,
+            defaults,
+            state: Mutex::new(ControllerState {
+                log,
+                image,
+                next_producer_id,
+            }),
+            published,
+        })
+    }
+
+    /// The current image; cheap (an `Arc` clone).
+    pub fn image(&self) -> Arc<MetadataImage> {
+        match self.published.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The brokers that can host replicas. A single node hosts everything; the cluster issue replaces this
+    /// with registered, unfenced brokers.
+    pub fn live_brokers(&self) -> Vec<i32> {
+        vec![self.node_id]
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ControllerState> {
+        match self.state.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn commit(
+        &self,
+        state: &mut ControllerState,
+        records: Vec<MetadataRecord>,
+    ) -> Result<Arc<MetadataImage>, MetadataError> {
+        state.log.append(&records)?;
+        for record in &records {
+            state.image.apply(record);
+        }
+        let image = Arc::new(state.image.clone());
+        match self.published.write() {
+            Ok(mut guard) => *guard = image.clone(),
+            Err(poisoned) => *poisoned.into_inner() = image.clone(),
+        }
+        Ok(image)
+    }
+
+    /// Validates a topic creation; with `validate_only` nothing is written. Returns the topic id and the
+    /// resolved partition count and replication factor.
+    pub fn create_topic(
+        &self,
+        topic: &NewTopic,
+        validate_only: bool,
+    ) -> Result<(Uuid, i32, i16), ControllerError> {
+        validate_topic_name(&topic.name)?;
+        let mut state = self.lock();
+        if state.image.topics.contains_key(&topic.name) {
+            return Err(ControllerError::TopicAlreadyExists(topic.name.clone()));
+        }
+        let collision_key = topic.name.replace('.', "_");
+        if let Some(existing) = state
+            .image
+            .topics
+            .keys()
+            .find(|name| name.replace('.', "_") == collision_key)
+        {
+            return Err(ControllerError::InvalidTopic(format!(
+                "Topic '{}' collides with existing topic: {existing}",
+                topic.name
+            )));
+        }
+        let live = self.live_brokers();
+        let assignments = if topic.assignments.is_empty() {
+            let partitions = if topic.num_partitions == -1 {
+                self.defaults.num_partitions
+            } else {
+                topic.num_partitions
+            };
+            let rf = if topic.replication_factor == -1 {
+                self.defaults.replication_factor
+            } else {
+                topic.replication_factor
+            };
+            if partitions < 1 {
+                return Err(ControllerError::InvalidPartitions(
+                    "Number of partitions was set to an invalid non-positive value.".into(),
+                ));
+            }
+            if rf < 1 {
+                return Err(ControllerError::InvalidReplicationFactor(
+                    "Replication factor must be larger than 0.".into(),
+                ));
+            }
+            assign_replicas(&live, partitions, rf)?
+        } else {
+            if topic.num_partitions != -1 || topic.replication_factor != -1 {
+                return Err(ControllerError::InvalidRequest(
+                    "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
+                ));
+            }
+            validate_assignments(&topic.assignments, &live)?;
+            topic.assignments.clone()
+        };
+        let config_pairs: Vec<(String, String)> = topic
+            .configs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        kavka_config::validate_topic_configs(&config_pairs)
+            .map_err(|e| ControllerError::InvalidConfig(e.to_string()))?;
+        let partitions = assignments.len() as i32;
+        let rf = assignments.first().map(|r| r.len()).unwrap_or(0) as i16;
+        let topic_id = Uuid::new_v4();
+        if validate_only {
+            return Ok((topic_id, partitions, rf));
+        }
+        let mut records = vec![MetadataRecord::Topic {
+            name: topic.name.clone(),
+            topic_id,
+        }];
+        if !topic.configs.is_empty() {
+            records.push(MetadataRecord::TopicConfig {
+                topic_id,
+                configs: topic
+                    .configs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Some(v.clone())))
+                    .collect(),
+            });
+        }
+        records.extend(partition_records(topic_id, 0, &assignments));
+        self.commit(&mut state, records)?;
+        tracing::info!(topic = %topic.name, %topic_id, partitions, replication_factor = rf, "topic created");
+        Ok((topic_id, partitions, rf))
+    }
+
+    /// Deletes a topic by name or id; returns its name and id.
+    pub fn delete_topic(&self, topic: &TopicRef) -> Result<(String, Uuid), ControllerError> {
+        let mut state = self.lock();
+        let found = match topic {
+            TopicRef::Name(name) => state
+                .image
+                .topic(name)
+                .ok_or(ControllerError::UnknownTopic)?,
+            TopicRef::Id(id) => state
+                .image
+                .topic_by_id(id)
+                .ok_or(ControllerError::UnknownTopicId)?,
+        };
+        let (name, topic_id) = (found.name.clone(), found.topic_id);
+        if !self.defaults.delete_topic_enable {
+            return Err(ControllerError::TopicDeletionDisabled);
+        }
+        if found.is_internal() {
+            return Err(ControllerError::InvalidRequest(format!(
+                "Topic {name} is an internal topic and cannot be deleted."
+            )));
+        }
+        self.commit(&mut state, vec![MetadataRecord::RemoveTopic { topic_id }])?;
+        tracing::info!(topic = %name, %topic_id, "topic deleted");
+        Ok((name, topic_id))
+    }
+
+    /// Grows a topic to `count` partitions (Kafka never shrinks).
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Option<&[Vec<i32>]>,
+        validate_only: bool,
+    ) -> Result<(), ControllerError> {
+        let mut state = self.lock();
+        let topic = state
+            .image
+            .topic(name)
+            .ok_or(ControllerError::UnknownTopic)?;
+        let current = topic.partitions.len() as i32;
+        if count < current {
+            return Err(ControllerError::InvalidPartitions(format!(
+                "Topic currently has {current} partitions, which is higher than the requested {count}."
+            )));
+        }
+        if count == current {
+            return Err(ControllerError::InvalidPartitions(format!(
+                "Topic already has {current} partitions."
+            )));
+        }
+        let rf = topic
+            .partitions
+            .first()
+            .map(|p| p.replicas.len())
+            .unwrap_or(1) as i16;
+        let topic_id = topic.topic_id;
+        let live = self.live_brokers();
+        let new_assignments = match assignments {
+            Some(given) => {
+                if given.len() as i32 != count - current {
+                    return Err(ControllerError::InvalidReplicaAssignment(format!(
+                        "Increasing the number of partitions by {} but {} assignments provided.",
+                        count - current,
+                        given.len()
+                    )));
+                }
+                validate_assignments(given, &live)?;
+                given.to_vec()
+            }
+            None => assign_replicas(&live, count - current, rf)?,
+        };
+        if validate_only {
+            return Ok(());
+        }
+        let records = partition_records(topic_id, current, &new_assignments);
+        self.commit(&mut state, records)?;
+        tracing::info!(topic = %name, from = current, to = count, "partitions added");
+        Ok(())
+    }
+
+    /// Hands out a producer id that was never handed out before, even across restarts.
+    pub fn allocate_producer_id(&self) -> Result<i64, ControllerError> {
+        let mut state = self.lock();
+        if state.next_producer_id >= state.image.next_producer_id_block {
+            let next_block_start = state.next_producer_id + PRODUCER_ID_BLOCK_SIZE;
+            self.commit(
+                &mut state,
+                vec![MetadataRecord::ProducerIds { next_block_start }],
+            )?;
+        }
+        let id = state.next_producer_id;
+        state.next_producer_id += 1;
+        Ok(id)
+    }
+}
+
+fn partition_records(
+    topic_id: Uuid,
+    first_partition: i32,
+    assignments: &[Vec<i32>],
+) -> Vec<MetadataRecord> {
+    assignments
+        .iter()
+        .enumerate()
+        .map(|(i, replicas)| MetadataRecord::Partition {
+            topic_id,
+            partition: first_partition + i as i32,
+            replicas: replicas.clone(),
+            isr: replicas.clone(),
+            leader: replicas[0],
+            leader_epoch: 0,
+            partition_epoch: 0,
+        })
+        .collect()
+}
+
+/// Round-robin assignment with a per-partition shift, so leaders (first replica) spread over brokers.
+fn assign_replicas(
+    live: &[i32],
+    partitions: i32,
+    rf: i16,
+) -> Result<Vec<Vec<i32>>, ControllerError> {
+    if rf as usize > live.len() {
+        return Err(ControllerError::InvalidReplicationFactor(format!(
+            "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {} broker(s) are registered.",
+            live.len()
+        )));
+    }
+    Ok((0..partitions as usize)
+        .map(|p| {
+            (0..rf as usize)
+                .map(|r| live[(p + r) % live.len()])
+                .collect()
+        })
+        .collect())
+}
+
+fn validate_assignments(assignments: &[Vec<i32>], live: &[i32]) -> Result<(), ControllerError> {
+    let rf = assignments.first().map(|r| r.len()).unwrap_or(0);
+    for (p, replicas) in assignments.iter().enumerate() {
+        if replicas.is_empty() {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "The manual partition assignment includes a partition ({p}) with no replicas."
+            )));
+        }
+        if replicas.len() != rf {
+            return Err(ControllerError::InvalidReplicaAssignment(
+                "The manual partition assignment includes partitions with different replication factors."
+                    .into(),
+            ));
+        }
+        let mut seen = replicas.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() != replicas.len() {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "The manual partition assignment includes the partition {p} with duplicate replicas."
+            )));
+        }
+        if let Some(unknown) = replicas.iter().find(|b| !live.contains(b)) {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "The manual partition assignment includes broker {unknown}, but no such broker is registered."
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Kafka's topic name rules: 1..=249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
+    if name.is_empty() {
+        return Err(ControllerError::InvalidTopic(
+            "Topic name is illegal, it can't be empty".into(),
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(ControllerError::InvalidTopic(
+            "Topic name cannot be \".\" or \"..\"".into(),
+        ));
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return Err(ControllerError::InvalidTopic(format!(
+            "Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LEN} characters, topic name: {name}"
+        )));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    {
+        return Err(ControllerError::InvalidTopic(format!(
+            "Topic name {name} is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn controller(dir: &Path) -> Controller {
+        Controller::open(
+            dir,
+            0,
+            TopicDefaults {
+                num_partitions: 1,
+                replication_factor: 1,
+                delete_topic_enable: true,
+            },
+        )
+        .expect("open")
+    }
+
+    fn new_topic(name: &str, partitions: i32) -> NewTopic {
+        NewTopic {
+            name: name.into(),
+            num_partitions: partitions,
+            replication_factor: -1,
+            assignments: Vec::new(),
+            configs: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn create_is_durable_and_duplicate_rejected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let id = {
+            let c = controller(dir.path());
+            let (id, partitions, rf) = c.create_topic(&new_topic("t", 3), false).expect("create");
+            assert_eq!((partitions, rf), (3, 1));
+            let err = c.create_topic(&new_topic("t", 3), false).unwrap_err();
+            assert_eq!(err.code(), ResponseError::TopicAlreadyExists.code());
+            id
+        };
+        let c = controller(dir.path());
+        let image = c.image();
+        let topic = image.topic("t").expect("topic survives restart");
+        assert_eq!(topic.topic_id, id);
+        assert_eq!(topic.partitions.len(), 3);
+    }
+
+    #[test]
+    fn validate_only_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = controller(dir.path());
+        c.create_topic(&new_topic("t", 2), true).expect("validate");
+        assert!(c.image().topic("t").is_none());
+    }
+
+    #[test]
+    fn rejects_bad_requests_with_kafka_codes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = controller(dir.path());
+        let mut rf3 = new_topic("rf", 1);
+        rf3.replication_factor = 3;
+        assert_eq!(
+            c.create_topic(&rf3, false).unwrap_err().code(),
+            ResponseError::InvalidReplicationFactor.code()
+        );
+        assert_eq!(
+            c.create_topic(&new_topic("zero", 0), false)
+                .unwrap_err()
+                .code(),
+            ResponseError::InvalidPartitions.code()
+        );
+        assert_eq!(
+            c.create_topic(&new_topic("bad/name", 1), false)
+                .unwrap_err()
+                .code(),
+            ResponseError::InvalidTopicException.code()
+        );
+        c.create_topic(&new_topic("a.b", 1), false).expect("create");
+        assert_eq!(
+            c.create_topic(&new_topic("a_b", 1), false)
+                .unwrap_err()
+                .code(),
+            ResponseError::InvalidTopicException.code()
+        );
+        let mut bad_config = new_topic("cfg", 1);
+        bad_config
+            .configs
+            .insert("retention.ms".into(), "forever".into());
+        assert_eq!(
+            c.create_topic(&bad_config, false).unwrap_err().code(),
+            ResponseError::InvalidConfig.code()
+        );
+        let mut manual = new_topic("manual", -1);
+        manual.assignments = vec![vec![7]];
+        assert_eq!(
+            c.create_topic(&manual, false).unwrap_err().code(),
+            ResponseError::InvalidReplicaAssignment.code()
+        );
+    }
+
+    #[test]
+    fn partitions_grow_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = controller(dir.path());
+        c.create_topic(&new_topic("t", 2), false).expect("create");
+        assert_eq!(
+            c.create_partitions("t", 1, None, false).unwrap_err().code(),
+            ResponseError::InvalidPartitions.code()
+        );
+        c.create_partitions("t", 4, None, false).expect("grow");
+        assert_eq!(c.image().topic("t").expect("t").partitions.len(), 4);
+        assert_eq!(
+            c.create_partitions("nope", 4, None, false)
+                .unwrap_err()
+                .code(),
+            ResponseError::UnknownTopicOrPartition.code()
+        );
+    }
+
+    #[test]
+    fn delete_by_name_and_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = controller(dir.path());
+        c.create_topic(&new_topic("a", 1), false).expect("create");
+        let (id, _, _) = c.create_topic(&new_topic("b", 1), false).expect("create");
+        c.delete_topic(&TopicRef::Name("a".into())).expect("delete");
+        c.delete_topic(&TopicRef::Id(id)).expect("delete by id");
+        assert!(c.image().topics.is_empty());
+        assert_eq!(
+            c.delete_topic(&TopicRef::Id(id)).unwrap_err().code(),
+            ResponseError::UnknownTopicId.code()
+        );
+    }
+
+    #[test]
+    fn producer_ids_never_repeat_across_restarts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first: Vec<i64> = {
+            let c = controller(dir.path());
+            (0..3)
+                .map(|_| c.allocate_producer_id().expect("id"))
+                .collect()
+        };
+        let c = controller(dir.path());
+        let next = c.allocate_producer_id().expect("id");
+        assert!(first.iter().all(|id| *id < next));
+    }
+}

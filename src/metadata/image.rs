@@ -1,0 +1,197 @@
+//! The immutable, in-memory view of the cluster metadata that every request is served from.
+
+use std::collections::{BTreeMap, HashMap};
+
+use uuid::Uuid;
+
+use super::records::MetadataRecord;
+
+/// One partition's assignment and leadership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionImage {
+    pub partition: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+/// A topic with its partitions (index = partition id) and configuration overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicImage {
+    pub name: String,
+    pub topic_id: Uuid,
+    pub partitions: Vec<PartitionImage>,
+    pub configs: BTreeMap<String, String>,
+}
+
+impl TopicImage {
+    /// Internal topics (`__consumer_offsets`, `__transaction_state`) are flagged in Metadata responses.
+    pub fn is_internal(&self) -> bool {
+        self.name == "__consumer_offsets" || self.name == "__transaction_state"
+    }
+}
+
+/// The fold of the metadata log up to `last_applied` records.
+#[derive(Debug, Clone, Default)]
+pub struct MetadataImage {
+    pub topics: BTreeMap<String, TopicImage>,
+    pub topic_names_by_id: HashMap<Uuid, String>,
+    /// Producer ids below this have been reserved.
+    pub next_producer_id_block: i64,
+    /// Number of records applied; a version for tests and logging.
+    pub last_applied: u64,
+}
+
+impl MetadataImage {
+    pub fn topic(&self, name: &str) -> Option<&TopicImage> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicImage> {
+        self.topic_names_by_id
+            .get(id)
+            .and_then(|name| self.topics.get(name))
+    }
+
+    /// Applies one record. Records that refer to unknown topics are ignored: they can only come from a log
+    /// that recorded a partition after its topic's removal, which the controller never writes.
+    pub fn apply(&mut self, record: &MetadataRecord) {
+        self.last_applied += 1;
+        match record {
+            MetadataRecord::Topic { name, topic_id } => {
+                self.topic_names_by_id.insert(*topic_id, name.clone());
+                self.topics.insert(
+                    name.clone(),
+                    TopicImage {
+                        name: name.clone(),
+                        topic_id: *topic_id,
+                        partitions: Vec::new(),
+                        configs: BTreeMap::new(),
+                    },
+                );
+            }
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+                partition_epoch,
+            } => {
+                let Some(name) = self.topic_names_by_id.get(topic_id) else {
+                    return;
+                };
+                let Some(topic) = self.topics.get_mut(name) else {
+                    return;
+                };
+                let image = PartitionImage {
+                    partition: *partition,
+                    replicas: replicas.clone(),
+                    isr: isr.clone(),
+                    leader: *leader,
+                    leader_epoch: *leader_epoch,
+                    partition_epoch: *partition_epoch,
+                };
+                let index = *partition as usize;
+                if index < topic.partitions.len() {
+                    topic.partitions[index] = image;
+                } else if index == topic.partitions.len() {
+                    topic.partitions.push(image);
+                }
+            }
+            MetadataRecord::TopicConfig { topic_id, configs } => {
+                let Some(name) = self.topic_names_by_id.get(topic_id) else {
+                    return;
+                };
+                if let Some(topic) = self.topics.get_mut(name) {
+                    for (key, value) in configs {
+                        match value {
+                            Some(v) => {
+                                topic.configs.insert(key.clone(), v.clone());
+                            }
+                            None => {
+                                topic.configs.remove(key);
+                            }
+                        }
+                    }
+                }
+            }
+            MetadataRecord::RemoveTopic { topic_id } => {
+                if let Some(name) = self.topic_names_by_id.remove(topic_id) {
+                    self.topics.remove(&name);
+                }
+            }
+            MetadataRecord::ProducerIds { next_block_start } => {
+                self.next_producer_id_block = self.next_producer_id_block.max(*next_block_start);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(topic_id: Uuid, p: i32) -> MetadataRecord {
+        MetadataRecord::Partition {
+            topic_id,
+            partition: p,
+            replicas: vec![0],
+            isr: vec![0],
+            leader: 0,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+
+    #[test]
+    fn folds_topic_lifecycle() {
+        let id = Uuid::new_v4();
+        let mut image = MetadataImage::default();
+        image.apply(&MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id: id,
+        });
+        image.apply(&partition(id, 0));
+        image.apply(&partition(id, 1));
+        image.apply(&MetadataRecord::TopicConfig {
+            topic_id: id,
+            configs: [("retention.ms".to_string(), Some("1000".to_string()))].into(),
+        });
+        let topic = image.topic("t").expect("topic");
+        assert_eq!(topic.partitions.len(), 2);
+        assert_eq!(topic.configs["retention.ms"], "1000");
+        assert_eq!(image.topic_by_id(&id).map(|t| t.name.as_str()), Some("t"));
+        image.apply(&MetadataRecord::TopicConfig {
+            topic_id: id,
+            configs: [("retention.ms".to_string(), None)].into(),
+        });
+        assert!(image.topic("t").expect("topic").configs.is_empty());
+        image.apply(&MetadataRecord::RemoveTopic { topic_id: id });
+        assert!(image.topic("t").is_none());
+        assert!(image.topic_by_id(&id).is_none());
+        assert_eq!(image.last_applied, 6);
+    }
+
+    #[test]
+    fn partition_of_unknown_topic_is_ignored() {
+        let mut image = MetadataImage::default();
+        image.apply(&partition(Uuid::new_v4(), 0));
+        assert!(image.topics.is_empty());
+    }
+
+    #[test]
+    fn producer_id_blocks_only_move_forward() {
+        let mut image = MetadataImage::default();
+        image.apply(&MetadataRecord::ProducerIds {
+            next_block_start: 2000,
+        });
+        image.apply(&MetadataRecord::ProducerIds {
+            next_block_start: 1000,
+        });
+        assert_eq!(image.next_producer_id_block, 2000);
+    }
+}

@@ -1,0 +1,42 @@
+//! Cluster metadata: the record log, the image folded from it, and the controller that is its only writer.
+//!
+//! Knows nothing of storage or the network. On a single node the log is a local file; the cluster issue
+//! replaces [`MetadataLog`] with a Raft-replicated log carrying the same [`MetadataRecord`]s.
+
+mod controller;
+mod image;
+mod log;
+mod records;
+
+use std::path::{Path, PathBuf};
+
+pub use controller::{
+    validate_topic_name, Controller, ControllerError, NewTopic, TopicDefaults, TopicRef,
+};
+pub use image::{MetadataImage, PartitionImage, TopicImage};
+pub use log::{MetadataLog, METADATA_LOG_FILE};
+pub use records::MetadataRecord;
+
+/// Failures of the metadata log itself (disk or encoding), as opposed to rejected requests.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("metadata I/O on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("encoding a metadata record: {0}")]
+    Encode(#[source] serde_json::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl MetadataError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> MetadataError {
+        MetadataError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

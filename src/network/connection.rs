@@ -1,0 +1,76 @@
+//! The session of one client connection: requests are read, handled and answered strictly in order (Kafka
+//! clients pipeline requests and match responses by order as well as correlation id).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::frame::{read_frame, FrameError};
+use crate::dispatch::{handle_frame, FrameOutcome};
+use crate::server::Broker;
+
+/// What a handler may need to know about the connection a request came on.
+#[derive(Debug, Clone)]
+pub struct ConnectionContext {
+    pub peer: SocketAddr,
+    pub listener_name: String,
+    /// Advertised (host, port) of the listener.
+    pub advertised: Arc<(String, i32)>,
+}
+
+pub async fn serve_connection(
+    stream: TcpStream,
+    ctx: ConnectionContext,
+    broker: Arc<Broker>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (read_half, write_half) = stream.into_split();
+    let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    let mut writer = BufWriter::with_capacity(64 * 1024, write_half);
+    let max_frame = broker.config.socket_request_max_bytes as usize;
+    let idle = Duration::from_millis(broker.config.connections_max_idle_ms.max(1) as u64);
+    loop {
+        let frame = tokio::select! {
+            read = tokio::time::timeout(idle, read_frame(&mut reader, max_frame)) => read,
+            _ = shutdown.changed() => break,
+        };
+        let frame = match frame {
+            Err(_) => {
+                tracing::info!(peer = %ctx.peer, idle_ms = idle.as_millis() as u64, "closing idle connection (connections.max.idle.ms)");
+                break;
+            }
+            Ok(Ok(Some(frame))) => frame,
+            Ok(Ok(None)) => break,
+            Ok(Err(FrameError::Io(e))) => {
+                tracing::debug!(peer = %ctx.peer, error = %e, "connection read error");
+                break;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(peer = %ctx.peer, listener = %ctx.listener_name, reason = %e, "closing connection: bad frame");
+                break;
+            }
+        };
+        match handle_frame(frame, &ctx, &broker).await {
+            FrameOutcome::Respond(response) => {
+                let written = async {
+                    writer.write_all(&response).await?;
+                    writer.flush().await
+                };
+                if let Err(e) = written.await {
+                    tracing::debug!(peer = %ctx.peer, error = %e, "connection write error");
+                    break;
+                }
+            }
+            FrameOutcome::NoResponse => {}
+            FrameOutcome::Close(reason) => {
+                tracing::warn!(peer = %ctx.peer, listener = %ctx.listener_name, %reason, "closing connection");
+                break;
+            }
+        }
+    }
+    let _ = writer.shutdown().await;
+}

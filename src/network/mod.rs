@@ -1,0 +1,9 @@
+//! Listener and session layers: TCP accept, per-connection tasks, frame reading and in-order responses.
+
+mod connection;
+mod frame;
+mod listener;
+
+pub use connection::ConnectionContext;
+pub use frame::{read_frame, FrameError, MIN_REQUEST_FRAME};
+pub use listener::{bind_listeners, run_listener, BoundListener};

@@ -1,0 +1,249 @@
+//! Partition replicas hosted on this node, kept in step with the metadata image: a partition assigned here
+//! gets its log opened (recovering it if needed), a deleted topic has its logs removed.
+
+mod partition;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use kavka_config::{BrokerConfig, TopicConfig};
+use kavka_storage::{LogConfig, PartitionLog, StorageError, TimestampType};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::metadata::{MetadataImage, TopicImage};
+pub use partition::Partition;
+
+/// File in each partition directory recording which topic id it belongs to, so that a directory left by a
+/// deleted topic is never mistaken for a new topic of the same name.
+const PARTITION_METADATA_FILE: &str = "partition.metadata";
+
+/// Identifies a partition by topic name and index.
+pub type TopicPartition = (String, i32);
+
+/// All partition replicas on this node.
+pub struct ReplicaManager {
+    node_id: i32,
+    log_dirs: Vec<PathBuf>,
+    broker_config: Arc<BrokerConfig>,
+    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// Bumped after every append, so that long-polling fetches wake up and re-read.
+    appended: watch::Sender<u64>,
+}
+
+impl ReplicaManager {
+    pub fn new(node_id: i32, broker_config: Arc<BrokerConfig>) -> ReplicaManager {
+        let (appended, _) = watch::channel(0);
+        ReplicaManager {
+            node_id,
+            log_dirs: broker_config.log_dirs.iter().map(PathBuf::from).collect(),
+            broker_config,
+            partitions: RwLock::new(HashMap::new()),
+            appended,
+        }
+    }
+
+    pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        self.read_map()
+            .get(&(topic.to_string(), partition))
+            .cloned()
+    }
+
+    /// A receiver that changes whenever any partition is appended to.
+    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    pub fn notify_appended(&self) {
+        self.appended.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    fn read_map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TopicPartition, Arc<Partition>>> {
+        match self.partitions.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn write_map(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<TopicPartition, Arc<Partition>>> {
+        match self.partitions.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Brings hosted replicas in line with `image` (blocking: opens, recovers and deletes logs). Also removes
+    /// partition directories on disk that belong to no topic in the image (deleted while this node was down).
+    pub fn apply_image(&self, image: &MetadataImage, now_ms: i64) -> Result<(), StorageError> {
+        // Remove partitions whose topic is gone (or was re-created with a new id).
+        let stale: Vec<(TopicPartition, Arc<Partition>)> = self
+            .read_map()
+            .iter()
+            .filter(|((topic, index), p)| {
+                image
+                    .topic(topic)
+                    .map(|t| t.topic_id != p.topic_id || *index as usize >= t.partitions.len())
+                    .unwrap_or(true)
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (key, partition) in stale {
+            self.write_map().remove(&key);
+            let dir = partition.log().dir().to_path_buf();
+            drop(partition);
+            remove_partition_dir(&dir);
+            tracing::info!(topic = %key.0, partition = key.1, "partition replica removed");
+        }
+        // Open partitions assigned here that are not open yet.
+        for topic in image.topics.values() {
+            for p in &topic.partitions {
+                if !p.replicas.contains(&self.node_id) {
+                    continue;
+                }
+                let key = (topic.name.clone(), p.partition);
+                if let Some(existing) = self.read_map().get(&key) {
+                    existing.set_leader_epoch(p.leader_epoch);
+                    existing
+                        .log()
+                        .update_config(log_config(topic, &self.broker_config));
+                    continue;
+                }
+                let dir = self.partition_dir(&topic.name, p.partition, topic.topic_id)?;
+                let log = PartitionLog::open(&dir, log_config(topic, &self.broker_config), now_ms)?;
+                let partition = Partition::new(
+                    topic.name.clone(),
+                    topic.topic_id,
+                    p.partition,
+                    log,
+                    p.leader_epoch,
+                );
+                self.write_map().insert(key, Arc::new(partition));
+            }
+        }
+        self.remove_orphan_dirs(image);
+        Ok(())
+    }
+
+    /// Finds the partition's directory in any log dir, or picks the log dir with the fewest partitions.
+    fn partition_dir(
+        &self,
+        topic: &str,
+        partition: i32,
+        topic_id: Uuid,
+    ) -> Result<PathBuf, StorageError> {
+        let name = format!("{topic}-{partition}");
+        for log_dir in &self.log_dirs {
+            let dir = log_dir.join(&name);
+            if dir.is_dir() {
+                if read_topic_id(&dir) == Some(topic_id) {
+                    return Ok(dir);
+                }
+                tracing::warn!(dir = %dir.display(), "partition directory belongs to a deleted topic; removing it");
+                remove_partition_dir(&dir);
+            }
+        }
+        let log_dir = self
+            .log_dirs
+            .iter()
+            .min_by_key(|d| std::fs::read_dir(d).map(|r| r.count()).unwrap_or(0))
+            .ok_or_else(|| StorageError::Io(std::io::Error::other("no log.dirs configured")))?;
+        let dir = log_dir.join(&name);
+        std::fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!("{PARTITION_METADATA_FILE}.tmp"));
+        std::fs::write(&tmp, format!("version: 0\ntopic_id: {topic_id}\n"))?;
+        std::fs::rename(&tmp, dir.join(PARTITION_METADATA_FILE))?;
+        Ok(dir)
+    }
+
+    fn remove_orphan_dirs(&self, image: &MetadataImage) {
+        for log_dir in &self.log_dirs {
+            let Ok(entries) = std::fs::read_dir(log_dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let dir = entry.path();
+                let Some(topic_id) = read_topic_id(&dir) else {
+                    continue;
+                };
+                let hosted = image.topic_by_id(&topic_id).is_some_and(|t| {
+                    dir.file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(|n| n.rsplit_once('-'))
+                        .and_then(|(_, p)| p.parse::<i32>().ok())
+                        .is_some_and(|p| self.get(&t.name, p).is_some())
+                });
+                if !hosted {
+                    tracing::info!(dir = %dir.display(), "removing partition directory of a deleted topic");
+                    remove_partition_dir(&dir);
+                }
+            }
+        }
+    }
+
+    /// Flushes periodically per `log.flush.interval.ms` / `flush.ms`.
+    pub fn flush_due(&self, now_ms: i64) {
+        let partitions: Vec<Arc<Partition>> = self.read_map().values().cloned().collect();
+        for p in partitions {
+            if let Err(e) = p.log().maybe_flush(now_ms) {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "scheduled flush failed");
+            }
+        }
+    }
+
+    /// Clean shutdown: flush every log, write producer snapshots and clean-shutdown markers.
+    pub fn close_all(&self) {
+        let partitions: Vec<Arc<Partition>> = self.write_map().drain().map(|(_, p)| p).collect();
+        for p in partitions {
+            if let Err(e) = p.log().close() {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "closing log failed");
+            }
+        }
+    }
+
+    pub fn partition_count(&self) -> usize {
+        self.read_map().len()
+    }
+}
+
+fn read_topic_id(dir: &Path) -> Option<Uuid> {
+    let text = std::fs::read_to_string(dir.join(PARTITION_METADATA_FILE)).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("topic_id: "))
+        .and_then(|id| Uuid::parse_str(id.trim()).ok())
+}
+
+fn remove_partition_dir(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::error!(dir = %dir.display(), error = %e, "could not remove partition directory");
+        }
+    }
+}
+
+/// The storage settings of a topic: its overrides over the broker defaults.
+pub fn log_config(topic: &TopicImage, broker: &BrokerConfig) -> LogConfig {
+    let resolved = TopicConfig::resolve(&topic.configs, broker).or_else(|e| {
+        // Overrides were validated when written; only a newer, stricter validation can get here.
+        tracing::error!(topic = %topic.name, error = %e, "invalid topic config; using broker defaults");
+        TopicConfig::resolve(&Default::default(), broker)
+    });
+    let Ok(c) = resolved else {
+        return LogConfig::default();
+    };
+    LogConfig {
+        segment_bytes: c.segment_size().max(1) as u64,
+        segment_ms: c.max_segment_ms(),
+        segment_index_bytes: c.segment_index_bytes.max(1) as u64,
+        index_interval_bytes: c.index_interval_bytes.max(0) as u64,
+        flush_interval_messages: c.flush_messages,
+        flush_interval_ms: c.flush_ms,
+        max_message_bytes: c.max_message_bytes.max(0) as usize,
+        timestamp_type: match c.message_timestamp_type {
+            kavka_config::TimestampType::LogAppendTime => TimestampType::LogAppendTime,
+            kavka_config::TimestampType::CreateTime => TimestampType::CreateTime,
+        },
+    }
+}

@@ -1,0 +1,229 @@
+//! The broker process: wires configuration, metadata, replicas and listeners together, runs background
+//! tasks, and shuts down cleanly.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kavka_config::BrokerConfig;
+use tokio::sync::watch;
+
+use crate::handlers::now_ms;
+use crate::metadata::{Controller, ControllerError, MetadataError, MetadataImage, TopicDefaults};
+use crate::network::{bind_listeners, run_listener};
+use crate::replica::ReplicaManager;
+
+/// Errors that stop the broker from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error("log directory {path}: {message}")]
+    LogDir { path: String, message: String },
+    #[error("opening partition logs: {0}")]
+    Storage(#[from] kavka_storage::StorageError),
+    #[error("{0}")]
+    Listener(#[from] std::io::Error),
+}
+
+/// Shared state of a running broker, handed to every connection.
+pub struct Broker {
+    pub config: Arc<BrokerConfig>,
+    pub node_id: i32,
+    pub cluster_id: String,
+    pub controller: Arc<Controller>,
+    pub replicas: Arc<ReplicaManager>,
+}
+
+impl Broker {
+    /// The current metadata image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.controller.image()
+    }
+
+    /// Runs a controller operation on a blocking thread (it fsyncs the metadata log) and brings the hosted
+    /// replicas in line with the resulting image before returning, so a created topic is writable as soon
+    /// as the client hears about it.
+    pub async fn with_controller<T: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&Controller) -> Result<T, ControllerError> + Send + 'static,
+    ) -> Result<T, ControllerError> {
+        let controller = self.controller.clone();
+        let replicas = self.replicas.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let before = controller.image().last_applied;
+            let result = operation(&controller)?;
+            let image = controller.image();
+            if image.last_applied == before {
+                return Ok(result);
+            }
+            if let Err(e) = replicas.apply_image(&image, now_ms()) {
+                tracing::error!(error = %e, "applying metadata to local replicas failed");
+                return Err(ControllerError::Metadata(MetadataError::Invalid(format!(
+                    "applying metadata to local replicas failed: {e}"
+                ))));
+            }
+            Ok(result)
+        })
+        .await;
+        match joined {
+            Ok(result) => result,
+            Err(e) => Err(ControllerError::Metadata(MetadataError::Invalid(format!(
+                "controller task failed: {e}"
+            )))),
+        }
+    }
+}
+
+/// `meta.properties` in each log dir records the cluster id and node id (as Kafka's does), so that a data
+/// directory is never silently reused by another node or cluster.
+fn load_or_create_meta_properties(dir: &Path, node_id: i32) -> Result<String, StartupError> {
+    let path = dir.join("meta.properties");
+    let log_dir_error = |message: String| StartupError::LogDir {
+        path: dir.display().to_string(),
+        message,
+    };
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let pairs = kavka_config::parse_properties(&text)
+            .map_err(|e| log_dir_error(format!("unreadable meta.properties: {e}")))?;
+        let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let stored_node = get("node.id").and_then(|v| v.parse::<i32>().ok());
+        if stored_node != Some(node_id) {
+            return Err(log_dir_error(format!(
+                "meta.properties belongs to node.id {stored_node:?}, but this node is node.id {node_id}"
+            )));
+        }
+        return get("cluster.id")
+            .ok_or_else(|| log_dir_error("meta.properties has no cluster.id".into()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| log_dir_error(e.to_string()))?;
+    let cluster_id = new_cluster_id();
+    let tmp = dir.join("meta.properties.tmp");
+    std::fs::write(
+        &tmp,
+        format!("version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n"),
+    )
+    .and_then(|_| std::fs::rename(&tmp, &path))
+    .map_err(|e| log_dir_error(e.to_string()))?;
+    tracing::info!(%cluster_id, dir = %dir.display(), "formatted new log directory");
+    Ok(cluster_id)
+}
+
+/// Kafka cluster ids are a random UUID in URL-safe base64 without padding (22 characters).
+fn new_cluster_id() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
+}
+
+/// Starts the broker and runs it until `shutdown` resolves.
+pub async fn run(
+    config: BrokerConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), StartupError> {
+    let config = Arc::new(config);
+    let node_id = config.node_id;
+    let log_dirs: Vec<PathBuf> = config.log_dirs.iter().map(PathBuf::from).collect();
+    let first_dir = log_dirs
+        .first()
+        .cloned()
+        .ok_or_else(|| StartupError::LogDir {
+            path: String::new(),
+            message: "log.dirs is empty".into(),
+        })?;
+    let mut cluster_id = String::new();
+    for dir in &log_dirs {
+        let id = load_or_create_meta_properties(dir, node_id)?;
+        if cluster_id.is_empty() {
+            cluster_id = id;
+        } else if cluster_id != id {
+            return Err(StartupError::LogDir {
+                path: dir.display().to_string(),
+                message: format!(
+                    "belongs to cluster {id}, but {} belongs to {cluster_id}",
+                    first_dir.display()
+                ),
+            });
+        }
+    }
+    let controller = Arc::new(Controller::open(
+        &first_dir,
+        node_id,
+        TopicDefaults {
+            num_partitions: config.num_partitions,
+            replication_factor: config.default_replication_factor.clamp(-1, i16::MAX as i32) as i16,
+            delete_topic_enable: config.delete_topic_enable,
+        },
+    )?);
+    let replicas = Arc::new(ReplicaManager::new(node_id, config.clone()));
+    {
+        let loading = replicas.clone();
+        let image = controller.image();
+        let started = std::time::Instant::now();
+        tokio::task::spawn_blocking(move || loading.apply_image(&image, now_ms()))
+            .await
+            .map_err(|e| StartupError::LogDir {
+                path: first_dir.display().to_string(),
+                message: format!("log recovery task failed: {e}"),
+            })??;
+        tracing::info!(
+            partitions = replicas.partition_count(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "partition logs loaded"
+        );
+    }
+    let broker = Arc::new(Broker {
+        config: config.clone(),
+        node_id,
+        cluster_id: cluster_id.clone(),
+        controller,
+        replicas: replicas.clone(),
+    });
+    let listeners = bind_listeners(&config).await?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for listener in listeners {
+        tasks.push(tokio::spawn(run_listener(
+            listener,
+            broker.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(flush_scheduler(
+        broker.clone(),
+        shutdown_rx.clone(),
+    )));
+    tracing::info!(node_id, %cluster_id, "Kavka broker started");
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    let started = std::time::Instant::now();
+    let _ = tokio::task::spawn_blocking(move || replicas.close_all()).await;
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "logs closed; broker stopped"
+    );
+    Ok(())
+}
+
+/// Time-based flushing (`log.flush.interval.ms` / topic `flush.ms`), checked every
+/// `log.flush.scheduler.interval.ms` (at most once a second, since flush.ms is per log).
+async fn flush_scheduler(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let interval_ms = broker
+        .config
+        .log_flush_scheduler_interval_ms
+        .clamp(10, 1000) as u64;
+    let mut ticker = tokio::time::interval(Duration::from_millis(interval_ms));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let replicas = broker.replicas.clone();
+                let _ = tokio::task::spawn_blocking(move || replicas.flush_due(now_ms())).await;
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}
