@@ -24,6 +24,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
+    // librdkafka enables LZ4 only when FindCoordinator is advertised from v0 (rdkafka_feature.c).
+    (ApiKey::FindCoordinator, 0, 6),
 ];
 
 /// Lowest Produce version actually served (Kafka 4 removed v0-v2).

@@ -51,7 +51,7 @@ fn main() -> ExitCode {
             match run_broker(args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!("{e:#}");
+                    // One plain line, not a log record: this is what an operator reads when start-up fails.
                     eprintln!("Error: {e:#}");
                     ExitCode::FAILURE
                 }
@@ -65,6 +65,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),

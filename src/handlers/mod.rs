@@ -1,6 +1,6 @@
 //! Request handlers, one module per Kafka API (named after it), grouped by concern: data plane (produce,
 //! fetch, list_offsets), metadata and admin (metadata, create_topics, delete_topics, create_partitions,
-//! describe_configs, describe_cluster), producer ids (init_producer_id) and the handshake (api_versions).
+//! describe_configs, describe_cluster), coordinators (find_coordinator), producer ids (init_producer_id) and the handshake (api_versions).
 
 pub mod api_versions;
 pub mod create_partitions;
@@ -9,6 +9,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;

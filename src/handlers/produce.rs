@@ -10,6 +10,17 @@ use crate::server::Broker;
 
 /// First Produce version that names topics by id instead of name (KIP-516).
 const TOPIC_ID_VERSION: i16 = 13;
+/// Clients may send zstd batches only from Produce v7 (KIP-110).
+const ZSTD_MIN_VERSION: i16 = 7;
+
+/// Whether the first batch of a records blob is zstd-compressed (attributes bits 0-2 == 4). Anything too
+/// short to tell is left to the log's full validation.
+fn uses_zstd(records: &[u8]) -> bool {
+    kavka_storage::batch::BatchHeader::parse(records)
+        .ok()
+        .and_then(|h| h.compression().ok())
+        == Some(kavka_storage::batch::Compression::Zstd)
+}
 
 pub async fn handle(
     broker: &Broker,
@@ -95,6 +106,15 @@ pub async fn handle(
                 ));
                 continue;
             };
+            if version < ZSTD_MIN_VERSION && uses_zstd(&records) {
+                partition_responses.push(error(
+                    ResponseError::UnsupportedCompressionType.code(),
+                    Some(format!(
+                        "zstd compression requires Produce v{ZSTD_MIN_VERSION} or later"
+                    )),
+                ));
+                continue;
+            }
             if acks == -1 {
                 let isr = topic
                     .partitions

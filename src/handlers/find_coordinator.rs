@@ -1,0 +1,61 @@
+//! FindCoordinator (key 10): which node coordinates a consumer group (or, later, a transactional id).
+//! On a single node this node leads every `__consumer_offsets` partition, so it is every group's
+//! coordinator. v4+ batches keys; v0-v3 carry one key and answer at the top level.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+
+use super::str_bytes;
+use crate::dispatch::RequestContext;
+use crate::server::Broker;
+
+/// First version with batched `coordinator_keys` (KIP-699).
+const BATCHED_VERSION: i16 = 4;
+const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+pub fn handle(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let (host, port) = ctx.connection.advertised.as_ref();
+    let lookup = |key: &str| -> Coordinator {
+        let found = Coordinator::default()
+            .with_key(str_bytes(key))
+            .with_node_id(BrokerId(-1))
+            .with_port(-1);
+        match request.key_type {
+            KEY_TYPE_GROUP => found
+                .with_node_id(BrokerId(broker.node_id))
+                .with_host(str_bytes(host.clone()))
+                .with_port(*port),
+            KEY_TYPE_TRANSACTION => found
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                .with_error_message(Some(str_bytes(
+                    "transactions are not supported by this broker",
+                ))),
+            other => found
+                .with_error_code(ResponseError::InvalidRequest.code())
+                .with_error_message(Some(str_bytes(format!(
+                    "unknown coordinator key type {other}"
+                )))),
+        }
+    };
+    if ctx.api_version >= BATCHED_VERSION {
+        let coordinators = request
+            .coordinator_keys
+            .iter()
+            .map(|key| lookup(key.as_str()))
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    let single = lookup(request.key.as_str());
+    FindCoordinatorResponse::default()
+        .with_error_code(single.error_code)
+        .with_error_message(single.error_message)
+        .with_node_id(single.node_id)
+        .with_host(single.host)
+        .with_port(single.port)
+}
