@@ -124,6 +124,19 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
             let acks = req.acks;
             let response = handlers::produce::handle(broker, &ctx, req).await;
             if acks == 0 {
+                // As Kafka: an acks=0 producer hears of a failure only through its connection closing,
+                // which makes it refresh metadata.
+                let failed = response
+                    .responses
+                    .iter()
+                    .flat_map(|t| t.partition_responses.iter())
+                    .find(|p| p.error_code != 0);
+                if let Some(p) = failed {
+                    return FrameOutcome::Close(format!(
+                        "acks=0 produce failed with error code {} on partition {}",
+                        p.error_code, p.index
+                    ));
+                }
                 return FrameOutcome::NoResponse;
             }
             ResponseKind::Produce(response)

@@ -57,12 +57,7 @@ impl Broker {
             if image.last_applied == before {
                 return Ok(result);
             }
-            if let Err(e) = replicas.apply_image(&image, now_ms()) {
-                tracing::error!(error = %e, "applying metadata to local replicas failed");
-                return Err(ControllerError::Metadata(MetadataError::Invalid(format!(
-                    "applying metadata to local replicas failed: {e}"
-                ))));
-            }
+            replicas.apply_image(&image, now_ms());
             Ok(result)
         })
         .await;
@@ -164,7 +159,7 @@ pub async fn run(
             .map_err(|e| StartupError::LogDir {
                 path: first_dir.display().to_string(),
                 message: format!("log recovery task failed: {e}"),
-            })??;
+            })?;
         tracing::info!(
             partitions = replicas.partition_count(),
             elapsed_ms = started.elapsed().as_millis() as u64,

@@ -22,6 +22,36 @@ pub async fn handle(
     for topic in &request.topics {
         *name_counts.entry(topic.name.to_string()).or_default() += 1;
     }
+    // Kafka's per-request cap (ReplicationControlManager.validateTotalNumberOfPartitions) fails every topic.
+    let requested_partitions: i64 = request
+        .topics
+        .iter()
+        .map(|t| {
+            if !t.assignments.is_empty() {
+                t.assignments.len() as i64
+            } else if t.num_partitions == -1 {
+                broker.config.num_partitions as i64
+            } else {
+                t.num_partitions.max(0) as i64
+            }
+        })
+        .sum();
+    if requested_partitions > crate::metadata::MAX_PARTITIONS_PER_REQUEST as i64 {
+        let error = crate::metadata::ControllerError::TooManyPartitions;
+        let results = request
+            .topics
+            .into_iter()
+            .map(|t| {
+                CreatableTopicResult::default()
+                    .with_name(t.name)
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+                    .with_error_code(error.code())
+                    .with_error_message(Some(str_bytes(error.to_string())))
+            })
+            .collect();
+        return CreateTopicsResponse::default().with_topics(results);
+    }
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.to_string();

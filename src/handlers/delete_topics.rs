@@ -1,5 +1,6 @@
 //! DeleteTopics (key 20): by name (v1-v5) or by name or id (v6+), honouring `delete.topic.enable`.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 
@@ -29,6 +30,29 @@ pub async fn handle(
             .map(|n| TopicRef::Name(n.to_string()))
             .collect()
     };
+    if !broker.config.delete_topic_enable {
+        // Kafka rejects the whole request before looking anything up; v0-v2 clients know no
+        // TOPIC_DELETION_DISABLED and get INVALID_REQUEST.
+        let code = if ctx.api_version < 3 {
+            ResponseError::InvalidRequest.code()
+        } else {
+            ResponseError::TopicDeletionDisabled.code()
+        };
+        let responses = targets
+            .into_iter()
+            .map(|target| {
+                let mut result = DeletableTopicResult::default()
+                    .with_error_code(code)
+                    .with_error_message(Some(str_bytes("Topic deletion is disabled.")));
+                match target {
+                    TopicRef::Name(name) => result.name = Some(TopicName(str_bytes(name))),
+                    TopicRef::Id(id) => result.topic_id = id,
+                }
+                result
+            })
+            .collect();
+        return DeleteTopicsResponse::default().with_responses(responses);
+    }
     let mut responses = Vec::with_capacity(targets.len());
     for target in targets {
         let mut result = DeletableTopicResult::default();

@@ -31,13 +31,18 @@ pub async fn handle(
     }
     let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
-    let min_bytes = request.min_bytes.max(0) as usize;
+    // Kafka caps the client's max_bytes by fetch.max.bytes and min_bytes by the result.
+    let max_bytes = request
+        .max_bytes
+        .clamp(0, broker.config.fetch_max_bytes.max(0)) as usize;
+    let min_bytes = (request.min_bytes.max(0) as usize).min(max_bytes);
     // Subscribe before the first read so an append between the read and the wait is not missed.
     let mut appended = broker.replicas.subscribe_appends();
     loop {
-        let (responses, bytes, has_error) = read_once(broker, ctx.api_version, &request).await;
+        let (responses, bytes, has_error) =
+            read_once(broker, ctx.api_version, &request, max_bytes).await;
         let now = Instant::now();
-        if bytes >= min_bytes.max(1) || has_error || now >= deadline {
+        if bytes >= min_bytes || has_error || request.topics.is_empty() || now >= deadline {
             return FetchResponse::default()
                 .with_session_id(0)
                 .with_responses(responses);
@@ -57,9 +62,10 @@ async fn read_once(
     broker: &Broker,
     version: i16,
     request: &FetchRequest,
+    max_bytes: usize,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let image = broker.image();
-    let mut remaining = request.max_bytes.max(0) as usize;
+    let mut remaining = max_bytes;
     let mut total = 0usize;
     let mut has_error = false;
     let mut topics = Vec::with_capacity(request.topics.len());
@@ -87,7 +93,7 @@ async fn read_once(
                 }));
                 continue;
             };
-            let Some(partition) = broker.replicas.get(&topic.name, fp.partition) else {
+            let Some(partition) = broker.replicas.get_for(topic, fp.partition) else {
                 has_error = true;
                 partitions
                     .push(base.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
@@ -120,7 +126,7 @@ async fn read_once(
                 continue;
             }
             let max = (fp.partition_max_bytes.max(0) as usize).min(remaining);
-            match partition.read(fp.fetch_offset, max, total == 0).await {
+            match partition.read(fp.fetch_offset, max, hw, total == 0).await {
                 Ok(read) => {
                     let len = read.records.len();
                     total += len;

@@ -15,6 +15,8 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+const EARLIEST_PENDING_UPLOAD: i64 = -6;
 /// First ListOffsets version with a leader epoch in the response (KIP-320).
 const LEADER_EPOCH_VERSION: i16 = 4;
 
@@ -25,6 +27,7 @@ pub async fn handle(
 ) -> ListOffsetsResponse {
     // The codec refuses a non-default leader epoch in versions that lack the field.
     let with_epoch = ctx.api_version >= LEADER_EPOCH_VERSION;
+    let image = broker.image();
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
@@ -34,7 +37,10 @@ pub async fn handle(
                 .with_timestamp(-1)
                 .with_offset(-1)
                 .with_leader_epoch(-1);
-            let Some(partition) = broker.replicas.get(&topic.name, p.partition_index) else {
+            let Some(partition) = image
+                .topic(&topic.name)
+                .and_then(|t| broker.replicas.get_for(t, p.partition_index))
+            else {
                 partitions
                     .push(response.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
                 continue;
@@ -90,6 +96,8 @@ async fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64, i32)
             Ok(_) => Ok((-1, -1, -1)),
             Err(e) => Err(storage_error_code(&e)),
         },
+        // Tiered-storage lookups: with no remote storage there is no such offset (Kafka answers -1, no error).
+        LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Ok((-1, -1, -1)),
         _ => Err(ResponseError::InvalidRequest.code()),
     }
 }

@@ -15,6 +15,8 @@ use crate::dispatch::RequestContext;
 use crate::metadata::{validate_topic_name, NewTopic, TopicImage};
 use crate::server::Broker;
 
+/// Topics whose layout belongs to a coordinator; never auto-created from a lookup.
+const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
 /// Kafka's "authorized operations not requested" marker.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 /// Without an authorizer every operation is allowed: READ(3) WRITE(4) CREATE(5) DELETE(6) ALTER(7)
@@ -105,7 +107,9 @@ async fn lookup_or_create(
     if validate_topic_name(name).is_err() {
         return error_topic(ResponseError::InvalidTopicException.code());
     }
-    if !allow_auto_create {
+    // Internal topics need their own partition counts (offsets.topic.num.partitions, ...); they are created
+    // by the coordinators that own them, never with num.partitions by a client's lookup.
+    if !allow_auto_create || INTERNAL_TOPICS.contains(&name) {
         return error_topic(ResponseError::UnknownTopicOrPartition.code());
     }
     match auto_create_topic(broker, name).await {
@@ -148,7 +152,7 @@ fn topic_metadata(broker: &Broker, topic: &TopicImage, include_ops: bool) -> Met
         .partitions
         .iter()
         .map(|p| {
-            let hosted = broker.replicas.get(&topic.name, p.partition).is_some();
+            let hosted = broker.replicas.get_for(topic, p.partition).is_some();
             MetadataResponsePartition::default()
                 .with_error_code(if hosted {
                     0

@@ -13,6 +13,46 @@ const TOPIC_ID_VERSION: i16 = 13;
 /// Clients may send zstd batches only from Produce v7 (KIP-110).
 const ZSTD_MIN_VERSION: i16 = 7;
 
+/// Kafka's `message.timestamp.before.max.ms` / `after.max.ms` check for CreateTime batches. The batch
+/// header carries the largest timestamp (exact for "after") and the first record's timestamp, which is
+/// the earliest for every producer we know of (records are batched in send order): "before" is checked
+/// on it rather than by decompressing every record on the produce path.
+fn check_timestamps(
+    records: &[u8],
+    broker: &kavka_config::BrokerConfig,
+    topic: &crate::metadata::TopicImage,
+    now: i64,
+) -> Result<(), String> {
+    let Ok(header) = kavka_storage::batch::BatchHeader::parse(records) else {
+        return Ok(()); // malformed: the log's validation reports it
+    };
+    let Ok(config) = kavka_config::TopicConfig::resolve(&topic.configs, broker) else {
+        return Ok(());
+    };
+    if header.timestamp_type_is_log_append()
+        || config.message_timestamp_type == kavka_config::TimestampType::LogAppendTime
+    {
+        return Ok(());
+    }
+    let (earliest, latest) = (
+        now.saturating_sub(config.message_timestamp_before_max_ms),
+        now.saturating_add(config.message_timestamp_after_max_ms),
+    );
+    let out_of_range = if header.max_timestamp > latest {
+        Some(header.max_timestamp)
+    } else if header.base_timestamp >= 0 && header.base_timestamp < earliest {
+        Some(header.base_timestamp)
+    } else {
+        None
+    };
+    match out_of_range {
+        Some(ts) => Err(format!(
+            "Timestamp {ts} of message is out of range. The timestamp should be within [{earliest}, {latest}]"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Whether the first batch of a records blob is zstd-compressed (attributes bits 0-2 == 4). Anything too
 /// short to tell is left to the log's full validation.
 fn uses_zstd(records: &[u8]) -> bool {
@@ -94,7 +134,7 @@ pub async fn handle(
                 ));
                 continue;
             }
-            let Some(partition) = broker.replicas.get(&topic.name, index) else {
+            let Some(partition) = broker.replicas.get_for(topic, index) else {
                 partition_responses
                     .push(error(ResponseError::UnknownTopicOrPartition.code(), None));
                 continue;
@@ -113,6 +153,11 @@ pub async fn handle(
                         "zstd compression requires Produce v{ZSTD_MIN_VERSION} or later"
                     )),
                 ));
+                continue;
+            }
+            if let Err(message) = check_timestamps(&records, &broker.config, topic, now_ms()) {
+                partition_responses
+                    .push(error(ResponseError::InvalidTimestamp.code(), Some(message)));
                 continue;
             }
             if acks == -1 {

@@ -15,6 +15,9 @@ use super::MetadataError;
 
 /// Producer ids are reserved in blocks so that the log is written once per block, not per producer.
 const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+/// Kafka's cap on partitions created by one request (ReplicationControlManager.MAX_PARTITIONS_PER_BATCH):
+/// also what keeps a request from making the controller allocate without bound.
+pub const MAX_PARTITIONS_PER_REQUEST: i32 = 10_000;
 /// Kafka's limit on topic name length (so that `<topic>-<partition>` fits in a file name).
 const MAX_TOPIC_NAME_LEN: usize = 249;
 
@@ -55,6 +58,8 @@ pub enum ControllerError {
     InvalidConfig(String),
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("Excessively large number of partitions per request.")]
+    TooManyPartitions,
     #[error("This server does not host this topic-partition.")]
     UnknownTopic,
     #[error("This server does not host this topic ID.")]
@@ -76,6 +81,7 @@ impl ControllerError {
             ControllerError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
             ControllerError::InvalidConfig(_) => ResponseError::InvalidConfig,
             ControllerError::InvalidRequest(_) => ResponseError::InvalidRequest,
+            ControllerError::TooManyPartitions => ResponseError::PolicyViolation,
             ControllerError::UnknownTopic => ResponseError::UnknownTopicOrPartition,
             ControllerError::UnknownTopicId => ResponseError::UnknownTopicId,
             ControllerError::TopicDeletionDisabled => ResponseError::TopicDeletionDisabled,
@@ -223,12 +229,18 @@ impl Controller {
                     "Replication factor must be larger than 0.".into(),
                 ));
             }
+            if partitions > MAX_PARTITIONS_PER_REQUEST {
+                return Err(ControllerError::TooManyPartitions);
+            }
             assign_replicas(&live, partitions, rf)?
         } else {
             if topic.num_partitions != -1 || topic.replication_factor != -1 {
                 return Err(ControllerError::InvalidRequest(
                     "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
                 ));
+            }
+            if topic.assignments.len() > MAX_PARTITIONS_PER_REQUEST as usize {
+                return Err(ControllerError::TooManyPartitions);
             }
             validate_assignments(&topic.assignments, &live)?;
             topic.assignments.clone()
@@ -316,6 +328,9 @@ impl Controller {
             return Err(ControllerError::InvalidPartitions(format!(
                 "Topic already has {current} partitions."
             )));
+        }
+        if count - current > MAX_PARTITIONS_PER_REQUEST {
+            return Err(ControllerError::TooManyPartitions);
         }
         let rf = topic
             .partitions
@@ -558,6 +573,25 @@ mod tests {
         assert_eq!(
             c.create_topic(&manual, false).unwrap_err().code(),
             ResponseError::InvalidReplicaAssignment.code()
+        );
+    }
+
+    #[test]
+    fn partition_count_is_capped_per_request() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = controller(dir.path());
+        assert_eq!(
+            c.create_topic(&new_topic("huge", i32::MAX), true)
+                .unwrap_err()
+                .code(),
+            ResponseError::PolicyViolation.code()
+        );
+        c.create_topic(&new_topic("t", 1), false).expect("create");
+        assert_eq!(
+            c.create_partitions("t", i32::MAX, None, true)
+                .unwrap_err()
+                .code(),
+            ResponseError::PolicyViolation.code()
         );
     }
 

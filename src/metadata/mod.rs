@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub use controller::{
     validate_topic_name, Controller, ControllerError, NewTopic, TopicDefaults, TopicRef,
+    MAX_PARTITIONS_PER_REQUEST,
 };
 pub use image::{MetadataImage, PartitionImage, TopicImage};
 pub use log::{MetadataLog, METADATA_LOG_FILE};

@@ -5,7 +5,7 @@ mod partition;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use kavka_config::{BrokerConfig, TopicConfig};
 use kavka_storage::{LogConfig, PartitionLog, StorageError, TimestampType};
@@ -30,6 +30,9 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Bumped after every append, so that long-polling fetches wake up and re-read.
     appended: watch::Sender<u64>,
+    /// Serializes `apply_image` and remembers the last image applied: two concurrent applications (or an
+    /// older image applied after a newer one) would open a log twice or delete a live partition.
+    applied_version: Mutex<Option<u64>>,
 }
 
 impl ReplicaManager {
@@ -41,6 +44,7 @@ impl ReplicaManager {
             broker_config,
             partitions: RwLock::new(HashMap::new()),
             appended,
+            applied_version: Mutex::new(None),
         }
     }
 
@@ -48,6 +52,13 @@ impl ReplicaManager {
         self.read_map()
             .get(&(topic.to_string(), partition))
             .cloned()
+    }
+
+    /// The hosted partition, only if it belongs to this incarnation of the topic: a topic deleted and
+    /// re-created under the same name must never be served from the old log.
+    pub fn get_for(&self, topic: &TopicImage, partition: i32) -> Option<Arc<Partition>> {
+        self.get(&topic.name, partition)
+            .filter(|p| p.topic_id == topic.topic_id)
     }
 
     /// A receiver that changes whenever any partition is appended to.
@@ -76,8 +87,18 @@ impl ReplicaManager {
     }
 
     /// Brings hosted replicas in line with `image` (blocking: opens, recovers and deletes logs). Also removes
-    /// partition directories on disk that belong to no topic in the image (deleted while this node was down).
-    pub fn apply_image(&self, image: &MetadataImage, now_ms: i64) -> Result<(), StorageError> {
+    /// partition directories on disk whose topic id is not in the image (deleted while this node was down).
+    /// Images older than the last one applied are ignored. A partition whose log cannot be opened is logged
+    /// and left offline (Metadata reports it without a leader); the others are still opened.
+    pub fn apply_image(&self, image: &MetadataImage, now_ms: i64) {
+        let mut applied = match self.applied_version.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if applied.is_some_and(|v| v >= image.last_applied) {
+            return;
+        }
+        *applied = Some(image.last_applied);
         // Remove partitions whose topic is gone (or was re-created with a new id).
         let stale: Vec<(TopicPartition, Arc<Partition>)> = self
             .read_map()
@@ -111,8 +132,18 @@ impl ReplicaManager {
                         .update_config(log_config(topic, &self.broker_config));
                     continue;
                 }
-                let dir = self.partition_dir(&topic.name, p.partition, topic.topic_id)?;
-                let log = PartitionLog::open(&dir, log_config(topic, &self.broker_config), now_ms)?;
+                let opened = self
+                    .partition_dir(&topic.name, p.partition, topic.topic_id)
+                    .and_then(|dir| {
+                        PartitionLog::open(&dir, log_config(topic, &self.broker_config), now_ms)
+                    });
+                let log = match opened {
+                    Ok(log) => log,
+                    Err(e) => {
+                        tracing::error!(topic = %topic.name, partition = p.partition, error = %e, "cannot open partition log; partition stays offline");
+                        continue;
+                    }
+                };
                 let partition = Partition::new(
                     topic.name.clone(),
                     topic.topic_id,
@@ -124,7 +155,6 @@ impl ReplicaManager {
             }
         }
         self.remove_orphan_dirs(image);
-        Ok(())
     }
 
     /// Finds the partition's directory in any log dir, or picks the log dir with the fewest partitions.
@@ -168,14 +198,7 @@ impl ReplicaManager {
                 let Some(topic_id) = read_topic_id(&dir) else {
                     continue;
                 };
-                let hosted = image.topic_by_id(&topic_id).is_some_and(|t| {
-                    dir.file_name()
-                        .and_then(|n| n.to_str())
-                        .and_then(|n| n.rsplit_once('-'))
-                        .and_then(|(_, p)| p.parse::<i32>().ok())
-                        .is_some_and(|p| self.get(&t.name, p).is_some())
-                });
-                if !hosted {
+                if image.topic_by_id(&topic_id).is_none() {
                     tracing::info!(dir = %dir.display(), "removing partition directory of a deleted topic");
                     remove_partition_dir(&dir);
                 }

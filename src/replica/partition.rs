@@ -72,15 +72,16 @@ impl Partition {
         Ok(outcome)
     }
 
-    /// Reads committed batches (below the high watermark) on a blocking thread.
+    /// Reads batches below `high_watermark` (the value the caller reports with them) on a blocking thread.
     pub async fn read(
         &self,
         offset: i64,
         max_bytes: usize,
+        high_watermark: i64,
         min_one_batch: bool,
     ) -> Result<ReadResult, StorageError> {
         let log = self.log.clone();
-        let hw = self.high_watermark();
+        let hw = high_watermark;
         run_blocking(move || log.read(offset, max_bytes, hw, min_one_batch)).await
     }
 

@@ -99,6 +99,8 @@ pub struct BrokerConfig {
     pub log_segment_delete_delay_ms: i64,
     /// `message.max.bytes`.
     pub message_max_bytes: i32,
+    /// `fetch.max.bytes`: the broker's cap on one Fetch response.
+    pub fetch_max_bytes: i32,
     /// `compression.type`.
     pub compression_type: CompressionType,
     /// `log.message.timestamp.type`.
@@ -776,6 +778,7 @@ fn build(
         log_preallocate: r.bool("log.preallocate")?,
         log_segment_delete_delay_ms: r.long("log.segment.delete.delay.ms")?,
         message_max_bytes: r.int("message.max.bytes")?,
+        fetch_max_bytes: r.int("fetch.max.bytes")?,
         compression_type: CompressionType::parse(
             "compression.type",
             &r.string("compression.type")?,

@@ -180,6 +180,13 @@ pub(crate) static BROKER_KEYS: &[KeyDef] = &[
         "Allow topic deletion.",
     ),
     key(
+        "fetch.max.bytes",
+        T::Int,
+        Some("57671680"),
+        V::AtLeast(1024),
+        "Maximum bytes returned by one Fetch request (caps the client's max_bytes).",
+    ),
+    key(
         "group.consumer.heartbeat.interval.ms",
         T::Int,
         Some("5000"),
@@ -1022,7 +1029,6 @@ pub(crate) static IGNORED_KAFKA_KEYS: &[&str] = &[
     "delete.records.purgatory.purge.interval.requests",
     "early.start.listeners",
     "eligible.leader.replicas.enable",
-    "fetch.max.bytes",
     "fetch.purgatory.purge.interval.requests",
     "follower.fetch.last.tiered.offset.enable",
     "group.consumer.assignors",
