@@ -5,6 +5,7 @@
 //! replicas hosted here) -> `kavka_storage` (the partition log on disk). [`metadata`] (the record log, image
 //! and controller) stands beside them and knows nothing of storage or the network.
 
+pub mod coordinator;
 pub mod dispatch;
 pub mod handlers;
 pub mod metadata;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use kavka_config::BrokerConfig;
 use tokio::sync::watch;
 
+use crate::coordinator::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::handlers::now_ms;
 use crate::metadata::{Controller, ControllerError, MetadataError, MetadataImage, TopicDefaults};
 use crate::network::{bind_listeners, run_listener};
@@ -33,6 +34,8 @@ pub struct Broker {
     pub cluster_id: String,
     pub controller: Arc<Controller>,
     pub replicas: Arc<ReplicaManager>,
+    /// Committed offsets and the groups they belong to (replayed from `__consumer_offsets`).
+    pub groups: GroupCoordinator,
 }
 
 impl Broker {
@@ -172,7 +175,9 @@ pub async fn run(
         cluster_id: cluster_id.clone(),
         controller,
         replicas: replicas.clone(),
+        groups: GroupCoordinator::default(),
     });
+    load_group_state(&broker).await;
     let listeners = bind_listeners(&config).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -201,6 +206,34 @@ pub async fn run(
         "logs closed; broker stopped"
     );
     Ok(())
+}
+
+/// Replays the hosted `__consumer_offsets` partitions before clients are served, so that no client sees
+/// an offset missing that was committed before a restart.
+async fn load_group_state(broker: &Broker) {
+    let image = broker.image();
+    let Some(topic) = image.topic(OFFSETS_TOPIC) else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let mut records = 0usize;
+    for p in &topic.partitions {
+        let Some(partition) = broker.replicas.get_for(topic, p.partition) else {
+            continue;
+        };
+        match broker.groups.replay(&partition).await {
+            Ok(n) => records += n,
+            Err(e) => {
+                tracing::error!(partition = p.partition, error = %e, "cannot replay {OFFSETS_TOPIC}")
+            }
+        }
+    }
+    tracing::info!(
+        records,
+        groups = broker.groups.group_ids().len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "group state loaded"
+    );
 }
 
 /// Time-based flushing (`log.flush.interval.ms` / topic `flush.ms`), checked every

@@ -1,18 +1,25 @@
 //! Request handlers, one module per Kafka API (named after it), grouped by concern: data plane (produce,
 //! fetch, list_offsets), metadata and admin (metadata, create_topics, delete_topics, create_partitions,
-//! describe_configs, describe_cluster), coordinators (find_coordinator), producer ids (init_producer_id) and the handshake (api_versions).
+//! describe_configs, describe_cluster), groups and committed offsets (find_coordinator, offset_commit, offset_fetch,
+//! offset_delete, list_groups, describe_groups, delete_groups), producer ids (init_producer_id) and the handshake (api_versions).
 
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod init_producer_id;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
 
 use kafka_protocol::error::ResponseError;

@@ -1,0 +1,218 @@
+//! The key/value layout of records in `__consumer_offsets`, as Kafka writes them (OffsetCommitKey v1 /
+//! OffsetCommitValue v3, GroupMetadataKey v2), so the topic stays readable by Kafka's own tooling. These
+//! schemas live in Kafka's group-coordinator module, not in the `kafka-protocol` crate; they are a handful of
+//! fixed fields.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+const OFFSET_COMMIT_KEY_VERSION: i16 = 1;
+const GROUP_METADATA_KEY_VERSION: i16 = 2;
+const OFFSET_COMMIT_VALUE_VERSION: i16 = 3;
+
+/// A decoded record key of `__consumer_offsets`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffsetsKey {
+    /// A committed offset of one partition for one group.
+    OffsetCommit {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    /// Group membership metadata (written by the membership protocol; only tombstoned here).
+    GroupMetadata { group: String },
+}
+
+/// A committed offset as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetCommitValue {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp: i64,
+}
+
+/// A record in `__consumer_offsets` that cannot be understood.
+#[derive(Debug, thiserror::Error)]
+#[error("undecodable __consumer_offsets record: {0}")]
+pub struct RecordFormatError(pub &'static str);
+
+fn put_string(buf: &mut BytesMut, s: &str) {
+    // Kafka strings are at most i16::MAX bytes; group ids and topic names are far below that (topic names
+    // are <= 249, group ids are bounded by the request frame and rejected above this limit by the caller).
+    buf.put_i16(s.len() as i16);
+    buf.put_slice(s.as_bytes());
+}
+
+fn get_string(buf: &mut Bytes) -> Result<String, RecordFormatError> {
+    if buf.remaining() < 2 {
+        return Err(RecordFormatError("truncated string length"));
+    }
+    let len = buf.get_i16();
+    if len < 0 || len as usize > buf.remaining() {
+        return Err(RecordFormatError("bad string length"));
+    }
+    let bytes = buf.split_to(len as usize);
+    String::from_utf8(bytes.to_vec()).map_err(|_| RecordFormatError("string is not UTF-8"))
+}
+
+fn get_i32(buf: &mut Bytes) -> Result<i32, RecordFormatError> {
+    if buf.remaining() < 4 {
+        return Err(RecordFormatError("truncated int32"));
+    }
+    Ok(buf.get_i32())
+}
+
+fn get_i64(buf: &mut Bytes) -> Result<i64, RecordFormatError> {
+    if buf.remaining() < 8 {
+        return Err(RecordFormatError("truncated int64"));
+    }
+    Ok(buf.get_i64())
+}
+
+/// Longest group id that can be stored (Kafka's string length prefix is an int16).
+pub const MAX_GROUP_ID_LEN: usize = i16::MAX as usize;
+
+impl OffsetsKey {
+    pub fn encode(&self) -> Bytes {
+        let mut buf = BytesMut::with_capacity(64);
+        match self {
+            OffsetsKey::OffsetCommit {
+                group,
+                topic,
+                partition,
+            } => {
+                buf.put_i16(OFFSET_COMMIT_KEY_VERSION);
+                put_string(&mut buf, group);
+                put_string(&mut buf, topic);
+                buf.put_i32(*partition);
+            }
+            OffsetsKey::GroupMetadata { group } => {
+                buf.put_i16(GROUP_METADATA_KEY_VERSION);
+                put_string(&mut buf, group);
+            }
+        }
+        buf.freeze()
+    }
+
+    /// Decodes a key; `Ok(None)` for record types this broker does not use (Kafka writes further types
+    /// such as consumer-group records in versions 3+), which replay skips.
+    pub fn decode(mut buf: Bytes) -> Result<Option<OffsetsKey>, RecordFormatError> {
+        if buf.remaining() < 2 {
+            return Err(RecordFormatError("truncated key version"));
+        }
+        match buf.get_i16() {
+            0 | 1 => Ok(Some(OffsetsKey::OffsetCommit {
+                group: get_string(&mut buf)?,
+                topic: get_string(&mut buf)?,
+                partition: get_i32(&mut buf)?,
+            })),
+            2 => Ok(Some(OffsetsKey::GroupMetadata {
+                group: get_string(&mut buf)?,
+            })),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl OffsetCommitValue {
+    pub fn encode(&self) -> Bytes {
+        let mut buf = BytesMut::with_capacity(32 + self.metadata.len());
+        buf.put_i16(OFFSET_COMMIT_VALUE_VERSION);
+        buf.put_i64(self.offset);
+        buf.put_i32(self.leader_epoch);
+        put_string(&mut buf, &self.metadata);
+        buf.put_i64(self.commit_timestamp);
+        buf.freeze()
+    }
+
+    /// Decodes value versions 0-3 (v1 carries an expire timestamp after the commit timestamp; v2 drops it;
+    /// v3 adds the leader epoch).
+    pub fn decode(mut buf: Bytes) -> Result<OffsetCommitValue, RecordFormatError> {
+        if buf.remaining() < 2 {
+            return Err(RecordFormatError("truncated value version"));
+        }
+        let version = buf.get_i16();
+        if !(0..=4).contains(&version) {
+            return Err(RecordFormatError("unknown offset commit value version"));
+        }
+        let offset = get_i64(&mut buf)?;
+        let leader_epoch = if version >= 3 { get_i32(&mut buf)? } else { -1 };
+        let metadata = get_string(&mut buf)?;
+        let commit_timestamp = get_i64(&mut buf)?;
+        Ok(OffsetCommitValue {
+            offset,
+            leader_epoch,
+            metadata,
+            commit_timestamp,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_commit_round_trip() {
+        let key = OffsetsKey::OffsetCommit {
+            group: "app".into(),
+            topic: "temperature".into(),
+            partition: 7,
+        };
+        assert_eq!(OffsetsKey::decode(key.encode()).expect("key"), Some(key));
+        let value = OffsetCommitValue {
+            offset: 42,
+            leader_epoch: 3,
+            metadata: "m".into(),
+            commit_timestamp: 1_700_000_000_000,
+        };
+        assert_eq!(
+            OffsetCommitValue::decode(value.encode()).expect("value"),
+            value
+        );
+    }
+
+    #[test]
+    fn layout_matches_kafka() {
+        let key = OffsetsKey::OffsetCommit {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 1,
+        };
+        assert_eq!(
+            key.encode().as_ref(),
+            &[0, 1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 1]
+        );
+        let group = OffsetsKey::GroupMetadata { group: "g".into() };
+        assert_eq!(group.encode().as_ref(), &[0, 2, 0, 1, b'g']);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bytes in [&[][..], &[0, 1, 0x7f, 0xff][..], &[0, 1, 0, 1, b'g'][..]] {
+            assert!(OffsetsKey::decode(Bytes::copy_from_slice(bytes)).is_err());
+        }
+        assert!(OffsetCommitValue::decode(Bytes::from_static(&[0, 3, 0, 0])).is_err());
+        assert!(OffsetCommitValue::decode(Bytes::from_static(&[0, 9])).is_err());
+        assert_eq!(
+            OffsetsKey::decode(Bytes::from_static(&[0, 7, 1])).expect("skip"),
+            None
+        );
+    }
+
+    #[test]
+    fn reads_older_value_versions() {
+        // v1: offset, metadata, commit timestamp, expire timestamp.
+        let mut buf = BytesMut::new();
+        buf.put_i16(1);
+        buf.put_i64(9);
+        buf.put_i16(0);
+        buf.put_i64(5);
+        buf.put_i64(6);
+        let value = OffsetCommitValue::decode(buf.freeze()).expect("v1");
+        assert_eq!(
+            (value.offset, value.leader_epoch, value.commit_timestamp),
+            (9, -1, 5)
+        );
+    }
+}

@@ -1,0 +1,60 @@
+//! DeleteGroups (key 42): deletes empty groups and their committed offsets (tombstones in
+//! `__consumer_offsets`).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+
+use crate::coordinator::records::OffsetsKey;
+use crate::coordinator::{write_group_records, OffsetsRecord};
+use crate::dispatch::RequestContext;
+use crate::server::Broker;
+
+pub async fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext<'_>,
+    request: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(request.groups_names.len());
+    for id in request.groups_names {
+        let group = id.to_string();
+        let code = match broker.groups.group(&group) {
+            None => ResponseError::GroupIdNotFound.code(),
+            Some(existing) => {
+                let mut changes: Vec<OffsetsRecord> = existing
+                    .offsets
+                    .keys()
+                    .map(|(topic, partition)| {
+                        (
+                            OffsetsKey::OffsetCommit {
+                                group: group.clone(),
+                                topic: topic.clone(),
+                                partition: *partition,
+                            },
+                            None,
+                        )
+                    })
+                    .collect();
+                changes.push((
+                    OffsetsKey::GroupMetadata {
+                        group: group.clone(),
+                    },
+                    None,
+                ));
+                match write_group_records(broker, &group, changes).await {
+                    Ok(()) => {
+                        tracing::info!(group = %group, "group deleted");
+                        0
+                    }
+                    Err(code) => code,
+                }
+            }
+        };
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(id)
+                .with_error_code(code),
+        );
+    }
+    DeleteGroupsResponse::default().with_results(results)
+}

@@ -1,0 +1,53 @@
+//! DescribeGroups (key 15): state, protocol and members of classic groups. Groups known only through
+//! committed offsets are Empty with no members; an unknown group is Dead (and GROUP_ID_NOT_FOUND from v6).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_groups_response::DescribedGroup;
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+
+use super::list_groups::SIMPLE_GROUP_STATE;
+use super::str_bytes;
+use crate::dispatch::RequestContext;
+use crate::server::Broker;
+
+const GROUP_ID_NOT_FOUND_VERSION: i16 = 6;
+/// Group operations without an authorizer: READ(3) DELETE(6) DESCRIBE(8).
+const ALL_GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+
+pub fn handle(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let groups = request
+        .groups
+        .iter()
+        .map(|id| {
+            let described = DescribedGroup::default()
+                .with_group_id(id.clone())
+                .with_protocol_type(str_bytes(""))
+                .with_protocol_data(str_bytes(""))
+                .with_authorized_operations(if request.include_authorized_operations {
+                    ALL_GROUP_OPERATIONS
+                } else {
+                    i32::MIN
+                });
+            if broker.groups.group(id.as_str()).is_some() {
+                described.with_group_state(str_bytes(SIMPLE_GROUP_STATE))
+            } else {
+                let described = described.with_group_state(str_bytes("Dead"));
+                if ctx.api_version >= GROUP_ID_NOT_FOUND_VERSION {
+                    described
+                        .with_error_code(ResponseError::GroupIdNotFound.code())
+                        .with_error_message(Some(str_bytes(format!(
+                            "Group {} not found.",
+                            id.as_str()
+                        ))))
+                } else {
+                    described
+                }
+            }
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}

@@ -1,0 +1,48 @@
+//! ListGroups (key 16): the groups this coordinator knows, with state (v4+) and type (v5+) filters. Groups
+//! that exist only through committed offsets are classic groups in state Empty with no protocol type, as
+//! in Kafka.
+
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+
+use super::str_bytes;
+use crate::dispatch::RequestContext;
+use crate::server::Broker;
+
+pub const SIMPLE_GROUP_STATE: &str = "Empty";
+pub const CLASSIC_GROUP_TYPE: &str = "classic";
+
+pub fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext<'_>,
+    request: ListGroupsRequest,
+) -> ListGroupsResponse {
+    // Kafka matches state filters case-insensitively and type filters likewise.
+    let state_ok = request.states_filter.is_empty()
+        || request
+            .states_filter
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(SIMPLE_GROUP_STATE));
+    let type_ok = request.types_filter.is_empty()
+        || request
+            .types_filter
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(CLASSIC_GROUP_TYPE));
+    let groups = if state_ok && type_ok {
+        broker
+            .groups
+            .group_ids()
+            .into_iter()
+            .map(|id| {
+                ListedGroup::default()
+                    .with_group_id(GroupId(str_bytes(id)))
+                    .with_protocol_type(str_bytes(""))
+                    .with_group_state(str_bytes(SIMPLE_GROUP_STATE))
+                    .with_group_type(str_bytes(CLASSIC_GROUP_TYPE))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    ListGroupsResponse::default().with_groups(groups)
+}

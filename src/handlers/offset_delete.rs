@@ -1,0 +1,74 @@
+//! OffsetDelete (key 47): removes committed offsets of chosen partitions from an empty group.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
+
+use crate::coordinator::records::OffsetsKey;
+use crate::coordinator::{write_group_records, OffsetsRecord};
+use crate::dispatch::RequestContext;
+use crate::server::Broker;
+
+pub async fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext<'_>,
+    request: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
+    let group = request.group_id.to_string();
+    let Some(existing) = broker.groups.group(&group) else {
+        return OffsetDeleteResponse::default()
+            .with_error_code(ResponseError::GroupIdNotFound.code());
+    };
+    let image = broker.image();
+    let mut changes: Vec<OffsetsRecord> = Vec::new();
+    let mut planned = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.to_string();
+        let known = image.topic(&name);
+        let partitions: Vec<(i32, i16)> = topic
+            .partitions
+            .iter()
+            .map(|p| {
+                let index = p.partition_index;
+                if !known.is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len()) {
+                    return (index, ResponseError::UnknownTopicOrPartition.code());
+                }
+                if existing.offsets.contains_key(&(name.clone(), index)) {
+                    changes.push((
+                        OffsetsKey::OffsetCommit {
+                            group: group.clone(),
+                            topic: name.clone(),
+                            partition: index,
+                        },
+                        None,
+                    ));
+                }
+                (index, 0)
+            })
+            .collect();
+        planned.push((topic.name, partitions));
+    }
+    if let Err(code) = write_group_records(broker, &group, changes).await {
+        return OffsetDeleteResponse::default().with_error_code(code);
+    }
+    let topics = planned
+        .into_iter()
+        .map(|(name, partitions)| {
+            OffsetDeleteResponseTopic::default()
+                .with_name(name)
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(index, code)| {
+                            OffsetDeleteResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetDeleteResponse::default().with_topics(topics)
+}

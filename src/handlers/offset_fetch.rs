@@ -1,0 +1,146 @@
+//! OffsetFetch (key 9): committed offsets of one group (v0-v7) or several (v8+). A partition without a
+//! commit, or a group that does not exist, answers offset -1 with no error, as Kafka does, so that the
+//! client's `auto.offset.reset` applies.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
+
+use super::str_bytes;
+use crate::coordinator::records::MAX_GROUP_ID_LEN;
+use crate::dispatch::RequestContext;
+use crate::server::Broker;
+
+/// First version carrying several groups per request (KIP-709).
+const MULTI_GROUP_VERSION: i16 = 8;
+
+/// One partition's answer: (partition, offset, leader epoch, metadata).
+type FetchedOffset = (i32, i64, i32, String);
+
+/// Offsets of `group` for the requested topics (None = every committed partition), grouped by topic.
+fn fetch_group(
+    broker: &Broker,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Vec<(String, Vec<FetchedOffset>)>, i16> {
+    if group.is_empty() || group.len() > MAX_GROUP_ID_LEN {
+        return Err(ResponseError::InvalidGroupId.code());
+    }
+    let stored = broker.groups.group(group).unwrap_or_default().offsets;
+    let lookup = |topic: &str, partition: i32| -> FetchedOffset {
+        match stored.get(&(topic.to_string(), partition)) {
+            Some(s) => (
+                partition,
+                s.value.offset,
+                s.value.leader_epoch,
+                s.value.metadata.clone(),
+            ),
+            None => (partition, -1, -1, String::new()),
+        }
+    };
+    Ok(match topics {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let fetched = partitions.iter().map(|p| lookup(&topic, *p)).collect();
+                (topic, fetched)
+            })
+            .collect(),
+        None => {
+            let mut by_topic: Vec<(String, Vec<FetchedOffset>)> = Vec::new();
+            for (topic, partition) in stored.keys() {
+                let fetched = lookup(topic, *partition);
+                match by_topic.last_mut() {
+                    Some((t, list)) if t == topic => list.push(fetched),
+                    _ => by_topic.push((topic.clone(), vec![fetched])),
+                }
+            }
+            by_topic
+        }
+    })
+}
+
+pub fn handle(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: OffsetFetchRequest,
+) -> OffsetFetchResponse {
+    if ctx.api_version >= MULTI_GROUP_VERSION {
+        let groups = request
+            .groups
+            .iter()
+            .map(|g| {
+                let topics = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+                        .collect()
+                });
+                let response =
+                    OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+                match fetch_group(broker, g.group_id.as_str(), topics) {
+                    Ok(found) => response.with_topics(
+                        found
+                            .into_iter()
+                            .map(|(topic, partitions)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(TopicName(str_bytes(topic)))
+                                    .with_partitions(
+                                        partitions
+                                            .into_iter()
+                                            .map(|(p, offset, epoch, metadata)| {
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(p)
+                                                    .with_committed_offset(offset)
+                                                    .with_committed_leader_epoch(epoch)
+                                                    .with_metadata(Some(str_bytes(metadata)))
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    ),
+                    Err(code) => response.with_error_code(code),
+                }
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let topics = request.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+            .collect()
+    });
+    // The committed leader epoch exists from v5; before it the codec refuses anything but the default.
+    let with_epoch = ctx.api_version >= 5;
+    match fetch_group(broker, request.group_id.as_str(), topics) {
+        Ok(found) => OffsetFetchResponse::default().with_topics(
+            found
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(str_bytes(topic)))
+                        .with_partitions(
+                            partitions
+                                .into_iter()
+                                .map(|(p, offset, epoch, metadata)| {
+                                    OffsetFetchResponsePartition::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(offset)
+                                        .with_committed_leader_epoch(if with_epoch {
+                                            epoch
+                                        } else {
+                                            -1
+                                        })
+                                        .with_metadata(Some(str_bytes(metadata)))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        ),
+        Err(code) => OffsetFetchResponse::default().with_error_code(code),
+    }
+}
