@@ -32,6 +32,11 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
+    // Kafka 4 removed JoinGroup v0-v1 (KIP-896).
+    (ApiKey::JoinGroup, 2, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
 ];
 
 /// Lowest Produce version actually served (Kafka 4 removed v0-v2).
@@ -171,6 +176,18 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
         RequestKind::FindCoordinator(req) => {
             ResponseKind::FindCoordinator(handlers::find_coordinator::handle(broker, &ctx, req))
         }
+        RequestKind::JoinGroup(req) => {
+            ResponseKind::JoinGroup(handlers::join_group::handle(broker, &ctx, req).await)
+        }
+        RequestKind::SyncGroup(req) => {
+            ResponseKind::SyncGroup(handlers::sync_group::handle(broker, &ctx, req).await)
+        }
+        RequestKind::Heartbeat(req) => {
+            ResponseKind::Heartbeat(handlers::heartbeat::handle(broker, &ctx, req))
+        }
+        RequestKind::LeaveGroup(req) => {
+            ResponseKind::LeaveGroup(handlers::leave_group::handle(broker, &ctx, req).await)
+        }
         RequestKind::OffsetCommit(req) => {
             ResponseKind::OffsetCommit(handlers::offset_commit::handle(broker, &ctx, req).await)
         }
@@ -292,6 +309,25 @@ mod tests {
             ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
             ApiKey::DescribeGroups => RequestKind::DescribeGroups(DescribeGroupsRequest::default()),
             ApiKey::DeleteGroups => RequestKind::DeleteGroups(DeleteGroupsRequest::default()),
+            // Unknown members get an immediate error answer (no waiting on a rebalance).
+            ApiKey::JoinGroup => RequestKind::JoinGroup(
+                JoinGroupRequest::default()
+                    .with_group_id(GroupId(crate::handlers::str_bytes("g")))
+                    .with_member_id(crate::handlers::str_bytes("unknown"))
+                    .with_session_timeout_ms(10_000)
+                    .with_protocol_type(crate::handlers::str_bytes("consumer")),
+            ),
+            ApiKey::SyncGroup => RequestKind::SyncGroup(SyncGroupRequest::default()),
+            ApiKey::Heartbeat => RequestKind::Heartbeat(HeartbeatRequest::default()),
+            ApiKey::LeaveGroup if version >= 3 => {
+                RequestKind::LeaveGroup(LeaveGroupRequest::default().with_members(vec![
+                    leave_group_request::MemberIdentity::default()
+                        .with_member_id(crate::handlers::str_bytes("x")),
+                ]))
+            }
+            ApiKey::LeaveGroup => RequestKind::LeaveGroup(
+                LeaveGroupRequest::default().with_member_id(crate::handlers::str_bytes("x")),
+            ),
             other => panic!("test has no default request for advertised API {other:?}"),
         }
     }
@@ -319,6 +355,7 @@ mod tests {
         let config = kavka_config::BrokerConfig::from_pairs(&[("log.dirs".to_string(), dir_str)])
             .expect("config")
             .config;
+        let broker_config = config.clone();
         let config = Arc::new(config);
         let controller = crate::metadata::Controller::open(
             dir.path(),
@@ -337,6 +374,9 @@ mod tests {
             controller: Arc::new(controller),
             replicas: Arc::new(crate::replica::ReplicaManager::new(0, config)),
             groups: Default::default(),
+            membership: crate::coordinator::classic::ClassicGroups::new(
+                crate::server::group_settings(&broker_config),
+            ),
         };
         let conn = ConnectionContext {
             peer: "127.0.0.1:1".parse().expect("addr"),

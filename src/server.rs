@@ -8,6 +8,7 @@ use std::time::Duration;
 use kavka_config::BrokerConfig;
 use tokio::sync::watch;
 
+use crate::coordinator::classic::{ClassicGroups, GroupSettings};
 use crate::coordinator::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::handlers::now_ms;
 use crate::metadata::{Controller, ControllerError, MetadataError, MetadataImage, TopicDefaults};
@@ -36,6 +37,28 @@ pub struct Broker {
     pub replicas: Arc<ReplicaManager>,
     /// Committed offsets and the groups they belong to (replayed from `__consumer_offsets`).
     pub groups: GroupCoordinator,
+    /// Classic group membership (JoinGroup/SyncGroup/Heartbeat/LeaveGroup).
+    pub membership: ClassicGroups,
+}
+
+impl Broker {
+    /// Writes changed group membership to `__consumer_offsets` (best effort: a failed write is logged;
+    /// the group keeps working and is stored again at its next change).
+    pub async fn persist_groups(&self, dirty: crate::coordinator::classic::Dirty) {
+        for (group, value) in dirty {
+            let record = (
+                crate::coordinator::records::OffsetsKey::GroupMetadata {
+                    group: group.clone(),
+                },
+                Some(crate::coordinator::OffsetsValue::Group(value)),
+            );
+            if let Err(code) =
+                crate::coordinator::write_group_records(self, &group, vec![record]).await
+            {
+                tracing::warn!(group = %group, error_code = code, "cannot store group membership");
+            }
+        }
+    }
 }
 
 impl Broker {
@@ -176,6 +199,7 @@ pub async fn run(
         controller,
         replicas: replicas.clone(),
         groups: GroupCoordinator::default(),
+        membership: ClassicGroups::new(group_settings(&config)),
     });
     load_group_state(&broker).await;
     let listeners = bind_listeners(&config).await?;
@@ -188,6 +212,10 @@ pub async fn run(
             shutdown_rx.clone(),
         )));
     }
+    tasks.push(tokio::spawn(group_timer(
+        broker.clone(),
+        shutdown_rx.clone(),
+    )));
     tasks.push(tokio::spawn(flush_scheduler(
         broker.clone(),
         shutdown_rx.clone(),
@@ -221,7 +249,7 @@ async fn load_group_state(broker: &Broker) {
         let Some(partition) = broker.replicas.get_for(topic, p.partition) else {
             continue;
         };
-        match broker.groups.replay(&partition).await {
+        match broker.groups.replay(&partition, &broker.membership).await {
             Ok(n) => records += n,
             Err(e) => {
                 tracing::error!(partition = p.partition, error = %e, "cannot replay {OFFSETS_TOPIC}")
@@ -234,6 +262,33 @@ async fn load_group_state(broker: &Broker) {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "group state loaded"
     );
+}
+
+/// Group limits from the broker configuration.
+pub fn group_settings(config: &BrokerConfig) -> GroupSettings {
+    let ms = |v: i32| Duration::from_millis(v.max(0) as u64);
+    GroupSettings {
+        min_session_timeout: ms(config.group_min_session_timeout_ms),
+        max_session_timeout: ms(config.group_max_session_timeout_ms),
+        initial_rebalance_delay: ms(config.group_initial_rebalance_delay_ms),
+        max_size: config.group_max_size.max(1) as usize,
+    }
+}
+
+/// Expires group sessions and rebalance deadlines. 100 ms is well below any session timeout Kafka allows
+/// (group.min.session.timeout.ms defaults to 6 s).
+async fn group_timer(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let dirty = broker.membership.tick(std::time::Instant::now(), now_ms());
+                broker.persist_groups(dirty).await;
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
 }
 
 /// Time-based flushing (`log.flush.interval.ms` / topic `flush.ms`), checked every

@@ -7,6 +7,7 @@
 //! memory; on start-up the partitions are replayed. The membership protocol (JoinGroup, SyncGroup, ...) builds
 //! on this in the consumer-groups issue.
 
+pub mod classic;
 pub mod records;
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,7 +23,7 @@ use kafka_protocol::records::{
 use crate::metadata::{ControllerError, NewTopic, TopicImage};
 use crate::replica::Partition;
 use crate::server::Broker;
-use records::{OffsetCommitValue, OffsetsKey};
+use records::{GroupMetadataValue, OffsetCommitValue, OffsetsKey};
 
 /// The internal topic holding group state.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -60,8 +61,24 @@ pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, GroupOffsets>>,
 }
 
+/// The value of a `__consumer_offsets` record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffsetsValue {
+    Offset(OffsetCommitValue),
+    Group(GroupMetadataValue),
+}
+
+impl OffsetsValue {
+    fn encode(&self) -> Bytes {
+        match self {
+            OffsetsValue::Offset(v) => v.encode(),
+            OffsetsValue::Group(v) => v.encode(),
+        }
+    }
+}
+
 /// One change to write: a key and its value (None = tombstone).
-pub type OffsetsRecord = (OffsetsKey, Option<OffsetCommitValue>);
+pub type OffsetsRecord = (OffsetsKey, Option<OffsetsValue>);
 
 impl GroupCoordinator {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, GroupOffsets>> {
@@ -83,7 +100,13 @@ impl GroupCoordinator {
     }
 
     /// Applies one record found at `log_offset` of the offsets topic (replay, or after a successful append).
-    pub fn apply(&self, key: &OffsetsKey, value: Option<&OffsetCommitValue>, log_offset: i64) {
+    /// Group membership values are the membership state's business ([`classic::ClassicGroups::restore`]).
+    pub fn apply(&self, key: &OffsetsKey, value: Option<&OffsetsValue>, log_offset: i64) {
+        let value = match value {
+            Some(OffsetsValue::Offset(v)) => Some(v),
+            Some(OffsetsValue::Group(_)) => return,
+            None => None,
+        };
         let mut groups = self.lock();
         match key {
             OffsetsKey::OffsetCommit {
@@ -134,8 +157,14 @@ impl GroupCoordinator {
         }
     }
 
-    /// Replays one `__consumer_offsets` partition from its log start (blocking; start-up only).
-    pub async fn replay(&self, partition: &Partition) -> Result<usize, String> {
+    /// Replays one `__consumer_offsets` partition from its log start (start-up only), restoring offsets
+    /// here and the last stored membership of each group into `membership`.
+    pub async fn replay(
+        &self,
+        partition: &Partition,
+        membership: &classic::ClassicGroups,
+    ) -> Result<usize, String> {
+        let mut last_membership: HashMap<String, Option<GroupMetadataValue>> = HashMap::new();
         let mut offset = partition.log_start_offset();
         let end = partition.high_watermark();
         let mut applied = 0usize;
@@ -164,15 +193,25 @@ impl GroupCoordinator {
                         Ok(Some(key)) => {
                             let value = match (&key, record.value.clone()) {
                                 (OffsetsKey::OffsetCommit { .. }, Some(v)) => {
-                                    Some(OffsetCommitValue::decode(v).map_err(|e| e.to_string())?)
+                                    Some(OffsetsValue::Offset(
+                                        OffsetCommitValue::decode(v).map_err(|e| e.to_string())?,
+                                    ))
+                                }
+                                (OffsetsKey::GroupMetadata { .. }, Some(v)) => {
+                                    Some(OffsetsValue::Group(
+                                        GroupMetadataValue::decode(v).map_err(|e| e.to_string())?,
+                                    ))
                                 }
                                 _ => None,
                             };
-                            // Group metadata values (membership) are not used yet; only tombstones matter.
-                            if matches!(key, OffsetsKey::GroupMetadata { .. })
-                                && record.value.is_some()
-                            {
-                                continue;
+                            if let OffsetsKey::GroupMetadata { group } = &key {
+                                last_membership.insert(
+                                    group.clone(),
+                                    match &value {
+                                        Some(OffsetsValue::Group(g)) => Some(g.clone()),
+                                        _ => None,
+                                    },
+                                );
                             }
                             self.apply(&key, value.as_ref(), record.offset);
                             applied += 1;
@@ -181,6 +220,13 @@ impl GroupCoordinator {
                         Err(e) => return Err(e.to_string()),
                     }
                 }
+            }
+        }
+        let now = std::time::Instant::now();
+        for (group, value) in last_membership {
+            match value {
+                Some(value) => membership.restore(&group, &value, now),
+                None => membership.remove_group(&group),
             }
         }
         Ok(applied)
@@ -263,7 +309,7 @@ pub async fn write_group_records(
             sequence: i as i32 - 1,
             timestamp: now,
             key: Some(key.encode()),
-            value: value.as_ref().map(OffsetCommitValue::encode),
+            value: value.as_ref().map(OffsetsValue::encode),
             headers: IndexMap::new(),
         })
         .collect();
@@ -319,12 +365,12 @@ mod tests {
                 topic: "t".into(),
                 partition: p,
             },
-            Some(OffsetCommitValue {
+            Some(OffsetsValue::Offset(OffsetCommitValue {
                 offset,
                 leader_epoch: -1,
                 metadata: String::new(),
                 commit_timestamp: 0,
-            }),
+            })),
         )
     }
 

@@ -216,3 +216,200 @@ mod tests {
         );
     }
 }
+
+/// A classic group's membership as stored (GroupMetadataValue v3: the version Kafka writes for groups
+/// with static members; readable back to v0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMetadataValue {
+    pub protocol_type: String,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub current_state_timestamp: i64,
+    pub members: Vec<StoredMember>,
+}
+
+/// One member in [`GroupMetadataValue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    pub subscription: Bytes,
+    pub assignment: Bytes,
+}
+
+const GROUP_METADATA_VALUE_VERSION: i16 = 3;
+
+fn put_nullable_string(buf: &mut BytesMut, s: Option<&str>) {
+    match s {
+        Some(s) => put_string(buf, s),
+        None => buf.put_i16(-1),
+    }
+}
+
+fn get_nullable_string(buf: &mut Bytes) -> Result<Option<String>, RecordFormatError> {
+    if buf.remaining() < 2 {
+        return Err(RecordFormatError("truncated string length"));
+    }
+    if i16::from_be_bytes([buf[0], buf[1]]) == -1 {
+        buf.advance(2);
+        return Ok(None);
+    }
+    get_string(buf).map(Some)
+}
+
+fn put_bytes(buf: &mut BytesMut, b: &[u8]) {
+    buf.put_i32(b.len() as i32);
+    buf.put_slice(b);
+}
+
+fn get_bytes(buf: &mut Bytes) -> Result<Bytes, RecordFormatError> {
+    let len = get_i32(buf)?;
+    if len < 0 {
+        return Ok(Bytes::new());
+    }
+    if len as usize > buf.remaining() {
+        return Err(RecordFormatError("bad bytes length"));
+    }
+    Ok(buf.split_to(len as usize))
+}
+
+impl GroupMetadataValue {
+    pub fn encode(&self) -> Bytes {
+        let mut buf = BytesMut::with_capacity(128);
+        buf.put_i16(GROUP_METADATA_VALUE_VERSION);
+        put_string(&mut buf, &self.protocol_type);
+        buf.put_i32(self.generation);
+        put_nullable_string(&mut buf, self.protocol.as_deref());
+        put_nullable_string(&mut buf, self.leader.as_deref());
+        buf.put_i64(self.current_state_timestamp);
+        buf.put_i32(self.members.len() as i32);
+        for m in &self.members {
+            put_string(&mut buf, &m.member_id);
+            put_nullable_string(&mut buf, m.group_instance_id.as_deref());
+            put_string(&mut buf, &m.client_id);
+            put_string(&mut buf, &m.client_host);
+            buf.put_i32(m.rebalance_timeout_ms);
+            buf.put_i32(m.session_timeout_ms);
+            put_bytes(&mut buf, &m.subscription);
+            put_bytes(&mut buf, &m.assignment);
+        }
+        buf.freeze()
+    }
+
+    /// Decodes versions 0-3 (v1 adds the rebalance timeout, v2 the state timestamp, v3 instance ids).
+    pub fn decode(mut buf: Bytes) -> Result<GroupMetadataValue, RecordFormatError> {
+        if buf.remaining() < 2 {
+            return Err(RecordFormatError("truncated value version"));
+        }
+        let version = buf.get_i16();
+        if !(0..=3).contains(&version) {
+            return Err(RecordFormatError("unknown group metadata value version"));
+        }
+        let protocol_type = get_string(&mut buf)?;
+        let generation = get_i32(&mut buf)?;
+        let protocol = get_nullable_string(&mut buf)?;
+        let leader = get_nullable_string(&mut buf)?;
+        let current_state_timestamp = if version >= 2 { get_i64(&mut buf)? } else { -1 };
+        let count = get_i32(&mut buf)?;
+        // Every member takes at least 20 bytes: a count beyond that is corruption, not a reason to allocate.
+        if count < 0 || count as usize > buf.remaining() / 20 + 1 {
+            return Err(RecordFormatError("bad member count"));
+        }
+        let mut members = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let member_id = get_string(&mut buf)?;
+            let group_instance_id = if version >= 3 {
+                get_nullable_string(&mut buf)?
+            } else {
+                None
+            };
+            let client_id = get_string(&mut buf)?;
+            let client_host = get_string(&mut buf)?;
+            let rebalance_timeout_ms = if version >= 1 { get_i32(&mut buf)? } else { -1 };
+            let session_timeout_ms = get_i32(&mut buf)?;
+            let rebalance_timeout_ms = if version >= 1 {
+                rebalance_timeout_ms
+            } else {
+                session_timeout_ms
+            };
+            members.push(StoredMember {
+                member_id,
+                group_instance_id,
+                client_id,
+                client_host,
+                rebalance_timeout_ms,
+                session_timeout_ms,
+                subscription: get_bytes(&mut buf)?,
+                assignment: get_bytes(&mut buf)?,
+            });
+        }
+        Ok(GroupMetadataValue {
+            protocol_type,
+            generation,
+            protocol,
+            leader,
+            current_state_timestamp,
+            members,
+        })
+    }
+}
+
+#[cfg(test)]
+mod group_value_tests {
+    use super::*;
+
+    #[test]
+    fn group_metadata_round_trip() {
+        let value = GroupMetadataValue {
+            protocol_type: "consumer".into(),
+            generation: 4,
+            protocol: Some("range".into()),
+            leader: Some("m1".into()),
+            current_state_timestamp: 99,
+            members: vec![StoredMember {
+                member_id: "m1".into(),
+                group_instance_id: Some("i1".into()),
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                rebalance_timeout_ms: 300000,
+                session_timeout_ms: 45000,
+                subscription: Bytes::from_static(b"sub"),
+                assignment: Bytes::from_static(b"asg"),
+            }],
+        };
+        assert_eq!(
+            GroupMetadataValue::decode(value.encode()).expect("decode"),
+            value
+        );
+        let empty = GroupMetadataValue {
+            protocol_type: "consumer".into(),
+            generation: 5,
+            protocol: None,
+            leader: None,
+            current_state_timestamp: 1,
+            members: vec![],
+        };
+        assert_eq!(
+            GroupMetadataValue::decode(empty.encode()).expect("decode"),
+            empty
+        );
+    }
+
+    #[test]
+    fn lying_member_count_is_rejected() {
+        let mut buf = BytesMut::new();
+        buf.put_i16(3);
+        put_string(&mut buf, "consumer");
+        buf.put_i32(1);
+        buf.put_i16(-1);
+        buf.put_i16(-1);
+        buf.put_i64(0);
+        buf.put_i32(i32::MAX);
+        assert!(GroupMetadataValue::decode(buf.freeze()).is_err());
+    }
+}

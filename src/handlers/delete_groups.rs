@@ -18,7 +18,14 @@ pub async fn handle(
     let mut results = Vec::with_capacity(request.groups_names.len());
     for id in request.groups_names {
         let group = id.to_string();
-        let code = match broker.groups.group(&group) {
+        let known = broker.groups.group(&group).or_else(|| {
+            broker
+                .membership
+                .describe(&group)
+                .map(|_| Default::default())
+        });
+        let code = match known {
+            _ if broker.membership.has_members(&group) => ResponseError::NonEmptyGroup.code(),
             None => ResponseError::GroupIdNotFound.code(),
             Some(existing) => {
                 let mut changes: Vec<OffsetsRecord> = existing
@@ -43,6 +50,7 @@ pub async fn handle(
                 ));
                 match write_group_records(broker, &group, changes).await {
                     Ok(()) => {
+                        broker.membership.remove_group(&group);
                         tracing::info!(group = %group, "group deleted");
                         0
                     }

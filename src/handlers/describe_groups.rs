@@ -2,7 +2,7 @@
 //! committed offsets are Empty with no members; an unknown group is Dead (and GROUP_ID_NOT_FOUND from v6).
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::describe_groups_response::DescribedGroup;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
 use super::list_groups::SIMPLE_GROUP_STATE;
@@ -32,7 +32,26 @@ pub fn handle(
                 } else {
                     i32::MIN
                 });
-            if broker.groups.group(id.as_str()).is_some() {
+            if let Some(desc) = broker.membership.describe(id.as_str()) {
+                described
+                    .with_group_state(str_bytes(desc.phase.name()))
+                    .with_protocol_type(str_bytes(desc.protocol_type))
+                    .with_protocol_data(str_bytes(desc.protocol))
+                    .with_members(
+                        desc.members
+                            .into_iter()
+                            .map(|(member, instance, client, host, metadata, assignment)| {
+                                DescribedGroupMember::default()
+                                    .with_member_id(str_bytes(member))
+                                    .with_group_instance_id(instance.map(str_bytes))
+                                    .with_client_id(str_bytes(client))
+                                    .with_client_host(str_bytes(host))
+                                    .with_member_metadata(metadata)
+                                    .with_member_assignment(assignment)
+                            })
+                            .collect(),
+                    )
+            } else if broker.groups.group(id.as_str()).is_some() {
                 described.with_group_state(str_bytes(SIMPLE_GROUP_STATE))
             } else {
                 let described = described.with_group_state(str_bytes("Dead"));

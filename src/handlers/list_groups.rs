@@ -2,6 +2,8 @@
 //! that exist only through committed offsets are classic groups in state Empty with no protocol type, as
 //! in Kafka.
 
+use std::collections::BTreeSet;
+
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
@@ -17,32 +19,35 @@ pub fn handle(
     _ctx: &RequestContext<'_>,
     request: ListGroupsRequest,
 ) -> ListGroupsResponse {
-    // Kafka matches state filters case-insensitively and type filters likewise.
-    let state_ok = request.states_filter.is_empty()
-        || request
-            .states_filter
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case(SIMPLE_GROUP_STATE));
+    // Kafka matches state and type filters case-insensitively.
     let type_ok = request.types_filter.is_empty()
         || request
             .types_filter
             .iter()
             .any(|t| t.eq_ignore_ascii_case(CLASSIC_GROUP_TYPE));
-    let groups = if state_ok && type_ok {
-        broker
-            .groups
-            .group_ids()
-            .into_iter()
-            .map(|id| {
+    let mut ids: BTreeSet<String> = broker.groups.group_ids().into_iter().collect();
+    ids.extend(broker.membership.group_ids());
+    let groups = ids
+        .into_iter()
+        .filter_map(|id| {
+            let (state, protocol_type) = match broker.membership.describe(&id) {
+                Some(desc) => (desc.phase.name(), desc.protocol_type),
+                None if broker.groups.group(&id).is_some() => (SIMPLE_GROUP_STATE, String::new()),
+                None => return None,
+            };
+            let state_ok = request.states_filter.is_empty()
+                || request
+                    .states_filter
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(state));
+            (state_ok && type_ok).then(|| {
                 ListedGroup::default()
                     .with_group_id(GroupId(str_bytes(id)))
-                    .with_protocol_type(str_bytes(""))
-                    .with_group_state(str_bytes(SIMPLE_GROUP_STATE))
+                    .with_protocol_type(str_bytes(protocol_type))
+                    .with_group_state(str_bytes(state))
                     .with_group_type(str_bytes(CLASSIC_GROUP_TYPE))
             })
-            .collect()
-    } else {
-        Vec::new()
-    };
+        })
+        .collect();
     ListGroupsResponse::default().with_groups(groups)
 }

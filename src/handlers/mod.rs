@@ -1,6 +1,7 @@
 //! Request handlers, one module per Kafka API (named after it), grouped by concern: data plane (produce,
 //! fetch, list_offsets), metadata and admin (metadata, create_topics, delete_topics, create_partitions,
-//! describe_configs, describe_cluster), groups and committed offsets (find_coordinator, offset_commit, offset_fetch,
+//! describe_configs, describe_cluster), groups and committed offsets (find_coordinator, join_group, sync_group, heartbeat, leave_group,
+//! offset_commit, offset_fetch,
 //! offset_delete, list_groups, describe_groups, delete_groups), producer ids (init_producer_id) and the handshake (api_versions).
 
 pub mod api_versions;
@@ -13,7 +14,10 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
@@ -21,6 +25,7 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::protocol::StrBytes;

@@ -1,7 +1,7 @@
-//! OffsetCommit (key 8): stores committed offsets in `__consumer_offsets`. Without group membership (which
-//! the consumer-groups issue adds) every group is a "simple" group: commits with generation -1 are accepted,
-//! as Kafka does for consumers that assign partitions themselves; a commit naming a generation gets the
-//! error Kafka gives a member it does not know.
+//! OffsetCommit (key 8): stores committed offsets in `__consumer_offsets`. Members of a classic group
+//! commit with their generation and member id (checked as Kafka does); a group without membership is a
+//! "simple" group, where commits with generation -1 are accepted (consumers that assign partitions
+//! themselves) and a commit naming a generation gets the error Kafka gives a member it does not know.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
@@ -10,7 +10,7 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use crate::coordinator::records::{OffsetCommitValue, OffsetsKey, MAX_GROUP_ID_LEN};
-use crate::coordinator::{write_group_records, OffsetsRecord};
+use crate::coordinator::{write_group_records, OffsetsRecord, OffsetsValue};
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
 
@@ -26,8 +26,17 @@ pub async fn handle(
     request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let group = request.group_id.to_string();
+    let membership = broker.membership.validate_commit(
+        &group,
+        request.member_id.as_str(),
+        request.group_instance_id.as_ref().map(|s| s.as_str()),
+        request.generation_id_or_member_epoch,
+        std::time::Instant::now(),
+    );
     let group_error = if group.is_empty() || group.len() > MAX_GROUP_ID_LEN {
         Some(ResponseError::InvalidGroupId.code())
+    } else if let Some(verdict) = membership {
+        verdict.err()
     } else if request.generation_id_or_member_epoch >= 0 {
         // No members exist yet: an unknown group, or a simple group that has no such member.
         Some(if broker.groups.group(&group).is_some() {
@@ -70,7 +79,7 @@ pub async fn handle(
                             topic: name.clone(),
                             partition: p.partition_index,
                         },
-                        Some(OffsetCommitValue {
+                        Some(OffsetsValue::Offset(OffsetCommitValue {
                             offset: p.committed_offset,
                             leader_epoch: p.committed_leader_epoch,
                             metadata: p
@@ -79,7 +88,7 @@ pub async fn handle(
                                 .map(|m| m.to_string())
                                 .unwrap_or_default(),
                             commit_timestamp: now,
-                        }),
+                        })),
                     ))
                 };
                 (p.partition_index, outcome)

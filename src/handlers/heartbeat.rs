@@ -1,0 +1,24 @@
+//! Heartbeat (key 12): keeps a classic group member's session alive; REBALANCE_IN_PROGRESS tells it to
+//! rejoin.
+
+use std::time::Instant;
+
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+
+use crate::dispatch::RequestContext;
+use crate::server::Broker;
+
+pub fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext<'_>,
+    request: HeartbeatRequest,
+) -> HeartbeatResponse {
+    let code = broker.membership.heartbeat(
+        request.group_id.as_str(),
+        request.member_id.as_str(),
+        request.group_instance_id.as_ref().map(|s| s.as_str()),
+        request.generation_id,
+        Instant::now(),
+    );
+    HeartbeatResponse::default().with_error_code(code)
+}
