@@ -119,6 +119,8 @@ struct Group {
     /// group.initial.rebalance.delay.ms window of a rebalance that started from Empty.
     initial_delay_until: Option<Instant>,
     initial_delay_limit: Option<Instant>,
+    /// A member joined during the current initial-delay window: when it ends, one more window runs.
+    new_member_added: bool,
 }
 
 impl Group {
@@ -135,6 +137,7 @@ impl Group {
             rebalance_deadline: None,
             initial_delay_until: None,
             initial_delay_limit: None,
+            new_member_added: false,
         }
     }
 
@@ -267,12 +270,25 @@ impl Group {
 
     /// Completes the join phase if every member has rejoined (or the deadline forces it). Returns true
     /// if the group changed in a way that must be persisted.
-    fn maybe_complete_join(&mut self, now: Instant, id: &str) -> bool {
+    fn maybe_complete_join(&mut self, now: Instant, id: &str, delay: Duration) -> bool {
         if self.phase != Phase::PreparingRebalance {
             return false;
         }
-        if self.initial_delay_until.is_some_and(|t| now < t) {
-            return false;
+        if let Some(until) = self.initial_delay_until {
+            if now < until {
+                return false;
+            }
+            // Kafka's initial delay: when a window ends with newcomers, one more window (bounded by the
+            // rebalance timeout) lets the rest of a starting fleet arrive.
+            let remaining = self
+                .initial_delay_limit
+                .map(|limit| limit.saturating_duration_since(now))
+                .unwrap_or_default();
+            if self.new_member_added && !remaining.is_zero() {
+                self.new_member_added = false;
+                self.initial_delay_until = Some(now + delay.min(remaining));
+                return false;
+            }
         }
         let all_joined = self.members.values().all(|m| m.join_waiter.is_some());
         let deadline_passed = self.rebalance_deadline.is_some_and(|d| now >= d);
@@ -292,6 +308,7 @@ impl Group {
         }
         self.initial_delay_until = None;
         self.initial_delay_limit = None;
+        self.new_member_added = false;
         self.rebalance_deadline = None;
         self.generation += 1;
         if self.members.is_empty() {
@@ -543,13 +560,7 @@ impl ClassicGroups {
                     group.protocol_type = Some(req.protocol_type.clone());
                 }
                 if group.phase == Phase::PreparingRebalance {
-                    // New members extend the initial delay window, up to the rebalance timeout.
-                    if let (Some(until), Some(limit)) =
-                        (group.initial_delay_until, group.initial_delay_limit)
-                    {
-                        group.initial_delay_until =
-                            Some((until + self.settings.initial_rebalance_delay).min(limit));
-                    }
+                    group.new_member_added |= group.initial_delay_until.is_some();
                     group.rebalance_deadline = Some(
                         group
                             .rebalance_deadline
@@ -561,7 +572,7 @@ impl ClassicGroups {
             }
         }
         let mut dirty = Vec::new();
-        if group.maybe_complete_join(now, &req.group) {
+        if group.maybe_complete_join(now, &req.group, self.settings.initial_rebalance_delay) {
             dirty.push((req.group.clone(), group.snapshot(now_ms)));
         }
         (Reply::Later(rx), dirty)
@@ -641,7 +652,7 @@ impl ClassicGroups {
             &req.group,
         );
         let mut dirty = Vec::new();
-        if group.maybe_complete_join(now, &req.group) {
+        if group.maybe_complete_join(now, &req.group, self.settings.initial_rebalance_delay) {
             dirty.push((req.group.clone(), group.snapshot(now_ms)));
         }
         (Reply::Later(rx), dirty)
@@ -810,7 +821,7 @@ impl ClassicGroups {
             Phase::Empty => {}
             Phase::PreparingRebalance => {}
         }
-        if group.maybe_complete_join(now, group_id) {
+        if group.maybe_complete_join(now, group_id, self.settings.initial_rebalance_delay) {
             return vec![(group_id.to_string(), group.snapshot(now_ms))];
         }
         Vec::new()
@@ -841,7 +852,7 @@ impl ClassicGroups {
             }
             if changed {
                 dirty.extend(self.after_removal(group, id, now, now_ms));
-            } else if group.maybe_complete_join(now, id) {
+            } else if group.maybe_complete_join(now, id, self.settings.initial_rebalance_delay) {
                 dirty.push((id.clone(), group.snapshot(now_ms)));
             }
         }
@@ -1204,6 +1215,31 @@ mod tests {
         assert!(rx.try_recv().is_err());
         c.tick(now + Duration::from_millis(1001), 0);
         assert_eq!(rx.try_recv().expect("joined").generation, 1);
+    }
+
+    #[test]
+    fn members_joining_in_the_initial_window_cost_one_more_window() {
+        let c = ClassicGroups::new(settings(1000));
+        let now = Instant::now();
+        let mut waiting = Vec::new();
+        for _ in 0..5 {
+            let (reply, _) = c.join(join_req("", None), now, 0);
+            let id = now_outcome(reply).member_id;
+            let (reply, _) = c.join(join_req(&id, None), now, 0);
+            let Reply::Later(rx) = reply else {
+                panic!("waits")
+            };
+            waiting.push(rx);
+        }
+        c.tick(now + Duration::from_millis(1001), 0);
+        assert!(
+            waiting[0].try_recv().is_err(),
+            "newcomers earn one more window"
+        );
+        c.tick(now + Duration::from_millis(2002), 0);
+        for rx in &mut waiting {
+            assert_eq!(rx.try_recv().expect("joined").generation, 1);
+        }
     }
 
     #[test]

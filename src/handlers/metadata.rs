@@ -112,11 +112,10 @@ async fn lookup_or_create(
     if !allow_auto_create || INTERNAL_TOPICS.contains(&name) {
         return error_topic(ResponseError::UnknownTopicOrPartition.code());
     }
+    // As Kafka 4: the answer that triggers creation says LEADER_NOT_AVAILABLE; the client asks again
+    // and then sees the topic (clients such as librdkafka time out on that first answer).
     match auto_create_topic(broker, name).await {
-        Ok(()) => match broker.image().topic(name) {
-            Some(topic) => topic_metadata(broker, topic, include_topic_ops),
-            None => error_topic(ResponseError::LeaderNotAvailable.code()),
-        },
+        Ok(()) => error_topic(ResponseError::LeaderNotAvailable.code()),
         Err(code) => error_topic(code),
     }
 }
