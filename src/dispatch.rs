@@ -226,7 +226,13 @@ fn encode_response(
     version: i16,
     response: &ResponseKind,
 ) -> FrameOutcome {
-    let mut buf = BytesMut::with_capacity(256);
+    // Fetch responses carry megabytes of records: size the buffer once instead of growing it by doubling
+    // (each growth copies everything encoded so far).
+    let body_hint = match response {
+        ResponseKind::Fetch(fetch) => fetch.compute_size(version).unwrap_or(0),
+        _ => 0,
+    };
+    let mut buf = BytesMut::with_capacity(256 + body_hint);
     buf.put_i32(0); // size, patched below
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     if let Err(e) = header.encode(&mut buf, header_version) {
