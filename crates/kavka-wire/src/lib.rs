@@ -435,6 +435,16 @@ fn walk_tagged(cur: &mut Cursor<'_>, msg: &Message, def: &StructDef, v: i16) -> 
                 }
             })
             .map_err(|e| e.within(|| field.name.to_string()))?;
+        } else if def
+            .fields
+            .iter()
+            .any(|f| matches!(f.tag, Some((t, _)) if t == tag))
+        {
+            // The schema knows this tag, but not in this version: the generated decoders refuse it
+            // ("Tag N is not valid for version V"), so it is malformed, not an unknown extension.
+            return Err(
+                WalkError::new(format!("tag {tag} is not valid for version {v}")).within(ctx),
+            );
         }
     }
     Ok(())
