@@ -7,7 +7,7 @@
 //! All state changes happen under one lock and never await; requests that must wait for a rebalance get a
 //! oneshot receiver. A periodic `tick` expires sessions and rebalance deadlines.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,11 @@ pub struct JoinOutcome {
     pub member_id: String,
     /// (member id, instance id, metadata): only for the leader.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// KIP-814: a static leader rejoining a stable group learns the members but must not reassign.
+    pub skip_assignment: bool,
+    /// For clients below JoinGroup v9 (no skip_assignment), that same answer names the previous leader
+    /// id and no members, so the rejoined leader acts as a follower and does not reassign.
+    pub leader_before_rejoin: Option<String>,
 }
 
 /// What a SyncGroup is answered with.
@@ -231,6 +236,8 @@ impl Group {
             leader,
             member_id: member_id.to_string(),
             members,
+            skip_assignment: false,
+            leader_before_rejoin: None,
         }
     }
 
@@ -617,7 +624,6 @@ impl ClassicGroups {
                 ..Default::default()
             });
         }
-        let unchanged = old.protocols == req.protocols;
         old.protocols = req.protocols.clone();
         old.session_timeout = req.session_timeout;
         old.rebalance_timeout = req.rebalance_timeout;
@@ -630,14 +636,18 @@ impl ClassicGroups {
                 .static_members
                 .insert(instance.clone(), new_id.clone());
         }
+        let leader_before_rejoin = group.leader.clone();
         if group.leader.as_deref() == Some(old_id.as_str()) {
             group.leader = Some(new_id.clone());
         }
         tracing::info!(group = %req.group, old = %old_id, new = %new_id, "static member rejoined");
-        if group.phase == Phase::Stable && unchanged {
+        // As Kafka: only a change of the protocol the group would select forces a rebalance; new
+        // subscription bytes under the same protocol do not.
+        let selected_unchanged = group.select_protocol() == group.protocol;
+        if group.phase == Phase::Stable && selected_unchanged {
             let mut outcome = group.join_outcome_for(&new_id);
-            // The leader need not reassign: the group is stable and its assignment is unchanged.
-            outcome.members.clear();
+            outcome.skip_assignment = group.leader.as_deref() == Some(new_id.as_str());
+            outcome.leader_before_rejoin = leader_before_rejoin;
             let dirty = vec![(req.group.clone(), group.snapshot(now_ms))];
             return (Reply::Now(outcome), dirty);
         }
@@ -938,6 +948,29 @@ impl ClassicGroups {
         self.lock().keys().cloned().collect()
     }
 
+    /// For OffsetDelete: `None` if the group has no members (offsets may go), `Some(None)` if it has
+    /// members that do not use the "consumer" protocol type (Kafka refuses: the group is not empty),
+    /// `Some(Some(topics))` with the topics its members subscribe to.
+    pub fn subscribed_topics(&self, group_id: &str) -> Option<Option<BTreeSet<String>>> {
+        let groups = self.lock();
+        let g = groups.get(group_id)?;
+        if g.members.is_empty() {
+            return None;
+        }
+        if g.protocol_type.as_deref() != Some(CONSUMER_PROTOCOL_TYPE) {
+            return Some(None);
+        }
+        let mut topics = BTreeSet::new();
+        for m in g.members.values() {
+            for (name, metadata) in &m.protocols {
+                if g.protocol.as_ref().is_none_or(|p| p == name) {
+                    topics.extend(subscription_topics(metadata));
+                }
+            }
+        }
+        Some(Some(topics))
+    }
+
     /// Forgets a group (DeleteGroups of an empty group).
     pub fn remove_group(&self, group_id: &str) {
         self.lock().remove(group_id);
@@ -991,6 +1024,42 @@ impl ClassicGroups {
             groups.insert(group_id.to_string(), group);
         }
     }
+}
+
+/// The protocol type Kafka's consumers use; their metadata is a ConsumerProtocolSubscription.
+const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+
+/// The topic list of a ConsumerProtocolSubscription (version i16, then an array of int16-length strings;
+/// every version starts this way). Parsed by hand with every length checked against the bytes present:
+/// this is client-supplied data, and the crate's decoders pre-allocate from claimed counts.
+fn subscription_topics(metadata: &[u8]) -> Vec<String> {
+    let mut topics = Vec::new();
+    let Some(count_bytes) = metadata.get(2..6) else {
+        return topics;
+    };
+    let count = i32::from_be_bytes([
+        count_bytes[0],
+        count_bytes[1],
+        count_bytes[2],
+        count_bytes[3],
+    ]);
+    let mut pos = 6usize;
+    for _ in 0..count.max(0) {
+        let Some(len) = metadata.get(pos..pos + 2) else {
+            break;
+        };
+        let len = i16::from_be_bytes([len[0], len[1]]);
+        if len < 0 {
+            break;
+        }
+        let end = pos + 2 + len as usize;
+        let Some(name) = metadata.get(pos + 2..end) else {
+            break;
+        };
+        topics.push(String::from_utf8_lossy(name).into_owned());
+        pos = end;
+    }
+    topics
 }
 
 fn check_member(
@@ -1175,10 +1244,18 @@ mod tests {
             0,
         );
         // Restart: new join without member id, same instance id, same metadata.
-        let (reply, dirty) = c.join(join_req("", Some("i1")), now, 0);
+        // Restart with new subscription bytes under the same protocol: still no rebalance.
+        let mut restarted = join_req("", Some("i1"));
+        restarted.protocols = vec![("range".into(), Bytes::from_static(b"new-subscription"))];
+        let (reply, dirty) = c.join(restarted, now, 0);
         let again = now_outcome(reply);
         assert_eq!(again.error, 0);
         assert_eq!(again.generation, 1, "no new generation");
+        assert!(
+            again.skip_assignment,
+            "the rejoining leader keeps the current assignment"
+        );
+        assert_eq!(again.members.len(), 1, "the leader learns the members");
         assert_ne!(again.member_id, first.member_id);
         assert_eq!(dirty.len(), 1);
         let (sync, _) = c.sync(
@@ -1240,6 +1317,20 @@ mod tests {
         for rx in &mut waiting {
             assert_eq!(rx.try_recv().expect("joined").generation, 1);
         }
+    }
+
+    #[test]
+    fn subscription_topics_are_parsed_within_bounds() {
+        let mut md = vec![0, 1, 0, 0, 0, 2, 0, 1, b'a', 0, 2, b'b', b'c'];
+        assert_eq!(
+            subscription_topics(&md),
+            vec!["a".to_string(), "bc".to_string()]
+        );
+        // A count claiming billions of topics in a few bytes yields what is there, nothing more.
+        md[2..6].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert_eq!(subscription_topics(&md).len(), 2);
+        assert!(subscription_topics(&[0, 1]).is_empty());
+        assert!(subscription_topics(&[0, 1, 0, 0, 0, 1, 0x7f, 0xff]).is_empty());
     }
 
     #[test]

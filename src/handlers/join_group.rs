@@ -15,6 +15,8 @@ use crate::server::Broker;
 
 /// KIP-394: from v4 a first join without a member id is answered MEMBER_ID_REQUIRED.
 const MEMBER_ID_REQUIRED_VERSION: i16 = 4;
+/// KIP-814's skip_assignment exists from v9.
+const SKIP_ASSIGNMENT_VERSION: i16 = 9;
 /// v0 has no rebalance timeout; Kafka uses the session timeout.
 const REBALANCE_TIMEOUT_VERSION: i16 = 1;
 
@@ -68,7 +70,16 @@ pub async fn handle(
             }),
         }
     };
+    let mut outcome = outcome;
+    if version < SKIP_ASSIGNMENT_VERSION {
+        if let Some(previous) = outcome.leader_before_rejoin.take() {
+            outcome.leader = previous;
+            outcome.members.clear();
+        }
+        outcome.skip_assignment = false;
+    }
     JoinGroupResponse::default()
+        .with_skip_assignment(outcome.skip_assignment)
         .with_error_code(outcome.error)
         .with_generation_id(outcome.generation)
         .with_protocol_type(outcome.protocol_type.map(str_bytes))

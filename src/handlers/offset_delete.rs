@@ -17,9 +17,23 @@ pub async fn handle(
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
     let group = request.group_id.to_string();
-    let Some(existing) = broker.groups.group(&group) else {
+    let Some(existing) = broker.groups.group(&group).or_else(|| {
+        broker
+            .membership
+            .describe(&group)
+            .map(|_| Default::default())
+    }) else {
         return OffsetDeleteResponse::default()
             .with_error_code(ResponseError::GroupIdNotFound.code());
+    };
+    // Kafka refuses to delete offsets a live group still consumes.
+    let subscribed = match broker.membership.subscribed_topics(&group) {
+        Some(None) => {
+            return OffsetDeleteResponse::default()
+                .with_error_code(ResponseError::NonEmptyGroup.code())
+        }
+        Some(Some(topics)) => topics,
+        None => Default::default(),
     };
     let image = broker.image();
     let mut changes: Vec<OffsetsRecord> = Vec::new();
@@ -34,6 +48,9 @@ pub async fn handle(
                 let index = p.partition_index;
                 if !known.is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len()) {
                     return (index, ResponseError::UnknownTopicOrPartition.code());
+                }
+                if subscribed.contains(&name) {
+                    return (index, ResponseError::GroupSubscribedToTopic.code());
                 }
                 if existing.offsets.contains_key(&(name.clone(), index)) {
                     changes.push((
