@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# Kavka benchmark: produce throughput and latency (p50/p99), consume throughput, and this
+# machine's own limits (sequential write bandwidth with dd, loopback TCP with iperf3), all in
+# one run, written as a Markdown table to bench/results/. Not part of CI.
+#
+# Usage: bench/run.sh
+# Environment:
+#   BENCH_DIR           where the broker's log.dirs and the dd file go (default target/bench-data,
+#                       i.e. the repository's filesystem)
+#   BENCH_RECORDS_1K    records per 1 KiB run (default 500000, ~488 MiB)
+#   BENCH_RECORDS_100   records per 100-byte run (default 2000000, ~191 MiB)
+#   BENCH_LATENCY_RATE  records/s of the paced latency runs (default 10000)
+#   KAVKA_BIN           broker binary (default: build target/release/kavka)
+# Needs: cmake and libcurl4-openssl-dev (librdkafka build), iperf3, python3.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench-data}
+RECORDS_1K=${BENCH_RECORDS_1K:-500000}
+RECORDS_100=${BENCH_RECORDS_100:-2000000}
+OUT_DIR="$ROOT/bench/results"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT="$OUT_DIR/results-$STAMP.md"
+
+log() { echo "[bench] $*" >&2; }
+for tool in iperf3 dd python3 cargo; do
+    command -v "$tool" >/dev/null || { log "missing tool: $tool (apt-get install iperf3)"; exit 2; }
+done
+
+mkdir -p "$BENCH_DIR" "$OUT_DIR"
+RUN_DIR=$(mktemp -d "$BENCH_DIR/run.XXXXXX")
+BROKER_PID=""
+IPERF_PID=""
+cleanup() {
+    [[ -n "$IPERF_PID" ]] && kill "$IPERF_PID" 2>/dev/null || true
+    if [[ -n "$BROKER_PID" ]] && kill -0 "$BROKER_PID" 2>/dev/null; then
+        kill -TERM "$BROKER_PID" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$BROKER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$RUN_DIR"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# ---- build -------------------------------------------------------------------------------
+if [[ -z "${KAVKA_BIN:-}" ]]; then
+    log "building kavka (release)"
+    (cd "$ROOT" && cargo build --release --bin kavka >&2)
+    KAVKA_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/kavka"
+fi
+log "building the load generator (release)"
+BENCH_TARGET=${BENCH_TARGET_DIR:-$ROOT/target/bench}
+(cd "$ROOT/bench" && CARGO_TARGET_DIR="$BENCH_TARGET" cargo build --release >&2)
+GEN="$BENCH_TARGET/release/kavka-bench"
+
+# ---- machine -----------------------------------------------------------------------------
+CPU=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
+CORES=$(nproc)
+MEM=$(awk '/MemTotal/ { printf "%.1f GiB", $2/1048576 }' /proc/meminfo)
+KERNEL=$(uname -r)
+FS=$(df -T "$RUN_DIR" | awk 'NR==2 { print $1 " (" $2 ")" }')
+
+# ---- machine limits ----------------------------------------------------------------------
+log "dd: sequential write 1 GiB with fdatasync in $RUN_DIR"
+DD_OUT=$(dd if=/dev/zero of="$RUN_DIR/dd.bin" bs=1M count=1024 conv=fdatasync 2>&1 | tail -1)
+rm -f "$RUN_DIR/dd.bin"
+# "1073741824 bytes (1.1 GB, 1.0 GiB) copied, 2.1 s, 511 MB/s"
+DD_MIB=$(echo "$DD_OUT" | python3 -c '
+import re, sys
+line = sys.stdin.read()
+b = int(line.split()[0]); s = float(re.search(r"copied, ([0-9.]+) s", line).group(1))
+print(f"{b / s / 1048576:.1f}")')
+log "dd: $DD_MIB MiB/s ($DD_OUT)"
+
+log "iperf3: loopback TCP, 10 s"
+IPORT=$(free_port)
+iperf3 -s -1 -p "$IPORT" >/dev/null 2>&1 &
+IPERF_PID=$!
+sleep 0.5
+iperf3 -c 127.0.0.1 -p "$IPORT" -t 10 -J >"$RUN_DIR/iperf.json"
+IPERF_BPS=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"])' "$RUN_DIR/iperf.json")
+IPERF_MIB=$(python3 -c "print(f'{$IPERF_BPS / 8 / 1048576:.1f}')")
+wait "$IPERF_PID" 2>/dev/null || true
+IPERF_PID=""
+log "iperf3: $IPERF_MIB MiB/s"
+
+# ---- broker ------------------------------------------------------------------------------
+PORT=$(free_port)
+mkdir -p "$RUN_DIR/kavka"
+"$KAVKA_BIN" broker \
+    --override "listeners=PLAINTEXT://127.0.0.1:$PORT" \
+    --override "log.dirs=$RUN_DIR/kavka" \
+    >"$RUN_DIR/broker.log" 2>&1 &
+BROKER_PID=$!
+for _ in $(seq 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+    kill -0 "$BROKER_PID" 2>/dev/null || { cat "$RUN_DIR/broker.log" >&2; exit 1; }
+    sleep 0.1
+done
+BOOT="127.0.0.1:$PORT"
+log "broker pid $BROKER_PID on $BOOT"
+
+field() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2 }'; }
+
+ROWS=""
+BEST_P1K=0
+BEST_C1K=0
+BEST_R1K=0
+for size in 100 1024; do
+    if [[ $size == 1024 ]]; then count=$RECORDS_1K; else count=$RECORDS_100; fi
+    for parts in 1 8; do
+        for acks in 1 all; do
+            topic="bench-s$size-p$parts-a$acks-$STAMP"
+            "$GEN" create-topic --bootstrap "$BOOT" --topic "$topic" --partitions "$parts"
+            log "produce size=$size partitions=$parts acks=$acks records=$count"
+            P=$("$GEN" produce --bootstrap "$BOOT" --topic "$topic" --size "$size" --count "$count" --acks "$acks")
+            log "  $P"
+            log "consume size=$size partitions=$parts"
+            C=$("$GEN" consume --bootstrap "$BOOT" --topic "$topic" --partitions "$parts" --count "$count")
+            log "  $C"
+            R=$("$GEN" fetch-raw --bootstrap "$BOOT" --topic "$topic" --partitions "$parts")
+            log "  $R"
+            pm=$(field "$P" mib_per_s); cm=$(field "$C" mib_per_s); rm_=$(field "$R" mib_per_s)
+            ROWS+="| $size B | $parts | $acks | $count | $(field "$P" rec_per_s) | $pm | $(field "$P" p50_ms) | $(field "$P" p99_ms) | $(field "$P" errors) | $(field "$C" rec_per_s) | $cm | $rm_ |"$'\n'
+            if [[ $size == 1024 ]]; then
+                BEST_P1K=$(python3 -c "print(max($BEST_P1K, $pm))")
+                BEST_C1K=$(python3 -c "print(max($BEST_C1K, $cm))")
+                BEST_R1K=$(python3 -c "print(max($BEST_R1K, $rm_))")
+            fi
+        done
+    done
+done
+
+# Latency below saturation: paced producers (BENCH_LATENCY_RATE records/s for 10 s, 1 partition).
+LAT_RATE=${BENCH_LATENCY_RATE:-10000}
+LAT_ROWS=""
+for size in 100 1024; do
+    for acks in 1 all; do
+        topic="bench-lat-s$size-a$acks-$STAMP"
+        "$GEN" create-topic --bootstrap "$BOOT" --topic "$topic" --partitions 1
+        log "paced produce size=$size acks=$acks rate=$LAT_RATE/s"
+        P=$("$GEN" produce --bootstrap "$BOOT" --topic "$topic" --size "$size" --count $((LAT_RATE * 10)) --acks "$acks" --rate "$LAT_RATE" --linger-ms 0)
+        log "  $P"
+        LAT_ROWS+="| $size B | $acks | $LAT_RATE | $(field "$P" p50_ms) | $(field "$P" p99_ms) | $(field "$P" max_ms) | $(field "$P" errors) |"$'\n'
+    done
+done
+
+P_RATIO=$(python3 -c "print(f'{100 * $BEST_P1K / $DD_MIB:.0f}')")
+C_RATIO=$(python3 -c "print(f'{100 * $BEST_C1K / $IPERF_MIB:.0f}')")
+R_RATIO=$(python3 -c "print(f'{100 * $BEST_R1K / $IPERF_MIB:.0f}')")
+KAVKA_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+{
+    echo "# Kavka benchmark run $STAMP"
+    echo
+    echo "- Machine: $CPU, $CORES cores, $MEM RAM, Linux $KERNEL; data on $FS"
+    echo "- Kavka revision: $KAVKA_REV; broker defaults (no fsync per write: log.flush.interval.messages unset)"
+    echo "- Load generator: bench/ (rdkafka 0.39 / librdkafka), linger.ms=5, batch.size=1000000, no compression, null keys; one producer process, one consumer process, on the same machine as the broker"
+    echo "- Command: bench/run.sh (BENCH_RECORDS_1K=$RECORDS_1K BENCH_RECORDS_100=$RECORDS_100)"
+    echo
+    echo "## Machine limits (same run)"
+    echo
+    echo "| measure | result |"
+    echo "|---|---|"
+    echo "| sequential write, \`dd if=/dev/zero bs=1M count=1024 conv=fdatasync\` | $DD_MIB MiB/s |"
+    echo "| loopback TCP, \`iperf3 -c 127.0.0.1 -t 10\` | $IPERF_MIB MiB/s |"
+    echo
+    echo "## Results"
+    echo
+    echo "Latency is send-to-acknowledgement at full load (queueing included). \"consume\" is librdkafka"
+    echo "(rdkafka BaseConsumer, one thread, every record handed to the application); \"raw fetch\" is"
+    echo "\`kavka-bench fetch-raw\`: Fetch v12 requests on one connection, 8 MiB per partition, records not decoded."
+    echo
+    echo "| record | partitions | acks | records | produce rec/s | produce MiB/s | p50 ms | p99 ms | errors | consume rec/s | consume MiB/s | raw fetch MiB/s |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    printf "%s" "$ROWS"
+    echo
+    echo "## Latency below saturation"
+    echo
+    echo "One partition, \`linger.ms=0\`, records paced at a fixed rate for 10 s; send-to-acknowledgement."
+    echo
+    echo "| record | acks | records/s | p50 ms | p99 ms | max ms | errors |"
+    echo "|---|---|---|---|---|---|---|"
+    printf "%s" "$LAT_ROWS"
+    echo
+    echo "## Ratios"
+    echo
+    echo "| target | measured |"
+    echo "|---|---|"
+    echo "| produce 1 KiB (best) / disk write bandwidth >= 50% | $BEST_P1K / $DD_MIB MiB/s = $P_RATIO% |"
+    echo "| consume 1 KiB (best) / loopback bandwidth >= 30% | $BEST_C1K / $IPERF_MIB MiB/s = $C_RATIO% |"
+    echo "| raw fetch 1 KiB (best) / loopback bandwidth | $BEST_R1K / $IPERF_MIB MiB/s = $R_RATIO% |"
+} >"$OUT"
+cat "$OUT"
+log "written to $OUT"

@@ -1,0 +1,214 @@
+"""Minimal hand-built Kafka requests for tests that need exact control over the bytes
+(sequence numbers, hostile frames, unsupported versions). Only non-flexible request
+versions are encoded here; real clients cover the rest.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+
+import crc32c as _crc32c
+
+
+def zigzag_varint(n: int) -> bytes:
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while True:
+        b = z & 0x7F
+        z >>= 7
+        if z:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def kstring(s: str | None) -> bytes:
+    if s is None:
+        return struct.pack(">h", -1)
+    b = s.encode()
+    return struct.pack(">h", len(b)) + b
+
+
+def request_frame(api_key: int, version: int, corr: int, body: bytes,
+                  client_id: str | None = "kavka-raw", flexible_header: bool = False) -> bytes:
+    """Size-prefixed request: header v1 (v2 adds an empty tagged-field section)."""
+    header = struct.pack(">hhi", api_key, version, corr) + kstring(client_id)
+    if flexible_header:
+        header += b"\x00"
+    payload = header + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+def encode_records(values: list[bytes]) -> bytes:
+    """The records section of a v2 batch (no compression): one record per value."""
+    records = bytearray()
+    for i, v in enumerate(values):
+        body = (b"\x00" + zigzag_varint(0) + zigzag_varint(i) + zigzag_varint(-1)
+                + zigzag_varint(len(v)) + v + zigzag_varint(0))
+        records += zigzag_varint(len(body)) + body
+    return bytes(records)
+
+
+def record_batch(values: list[bytes], producer_id: int = -1, producer_epoch: int = -1,
+                 base_sequence: int = -1, timestamp_ms: int | None = None,
+                 attributes: int = 0, records: bytes | None = None,
+                 count: int | None = None, last_offset_delta: int | None = None) -> bytes:
+    """A magic-2 record batch with a correct CRC32C. `records` replaces the encoded
+    records section (e.g. with compressed bytes, attributes then naming the codec), and
+    `count`/`last_offset_delta` override the header fields, for hostile batches."""
+    ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    payload = encode_records(values) if records is None else records
+    n = len(values) if count is None else count
+    lod = len(values) - 1 if last_offset_delta is None else last_offset_delta
+    after_crc = struct.pack(">hiqqqhii", attributes, lod, ts, ts, producer_id, producer_epoch,
+                            base_sequence, n) + payload
+    crc = _crc32c.crc32c(after_crc)
+    # batchLength counts from partitionLeaderEpoch to the end.
+    batch_length = 4 + 1 + 4 + len(after_crc)
+    return struct.pack(">qiibI", 0, batch_length, 0, 2, crc) + after_crc
+
+
+class Conn:
+    """One blocking connection speaking size-prefixed frames."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 10.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.corr = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def recv_exact(self, n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError(f"connection closed after {len(buf)} of {n} bytes")
+            buf += chunk
+        return bytes(buf)
+
+    def recv_frame(self) -> bytes:
+        (size,) = struct.unpack(">i", self.recv_exact(4))
+        if size < 4 or size > 64 * 1024 * 1024:
+            raise ValueError(f"implausible response size {size}")
+        return self.recv_exact(size)
+
+    def request(self, api_key: int, version: int, body: bytes) -> bytes:
+        """Send a non-flexible request; return the response body after the correlation id."""
+        self.corr += 1
+        self.send_raw(request_frame(api_key, version, self.corr, body))
+        frame = self.recv_frame()
+        (corr,) = struct.unpack(">i", frame[:4])
+        if corr != self.corr:
+            raise ValueError(f"correlation id {corr}, expected {self.corr}")
+        return frame[4:]
+
+
+class Reader:
+    def __init__(self, data: bytes):
+        self.data = data
+        self.pos = 0
+
+    def take(self, fmt: str):
+        vals = struct.unpack_from(">" + fmt, self.data, self.pos)
+        self.pos += struct.calcsize(">" + fmt)
+        return vals if len(vals) > 1 else vals[0]
+
+    def string(self) -> str | None:
+        n = self.take("h")
+        if n < 0:
+            return None
+        s = self.data[self.pos:self.pos + n].decode()
+        self.pos += n
+        return s
+
+
+def api_versions_v0(conn: Conn, version: int = 0) -> tuple[int, dict[int, tuple[int, int]]]:
+    """ApiVersions at `version` (answered in v0 format when the broker does not know it);
+    returns (error_code, {api_key: (min, max)})."""
+    body = conn.request(18, version, b"")
+    r = Reader(body)
+    err = r.take("h")
+    n = r.take("i")
+    apis = {}
+    for _ in range(n):
+        k, lo, hi = r.take("hhh")
+        apis[k] = (lo, hi)
+    return err, apis
+
+
+def init_producer_id(conn: Conn) -> tuple[int, int, int]:
+    """InitProducerId v1 for a non-transactional producer: (error, producer_id, epoch)."""
+    body = conn.request(22, 1, kstring(None) + struct.pack(">i", 60000))
+    r = Reader(body)
+    _throttle, err, pid, epoch = r.take("ihqh")
+    return err, pid, epoch
+
+
+def produce_v3(conn: Conn, topic: str, partition: int, batch: bytes,
+               acks: int = -1, version: int = 3) -> tuple[int, int]:
+    """Produce (v3..v8, non-flexible) of one batch to one partition: (error_code, base_offset).
+    Use version >= 7 for zstd batches."""
+    assert 3 <= version <= 8
+    body = (kstring(None) + struct.pack(">hi", acks, 10000) + struct.pack(">i", 1) + kstring(topic)
+            + struct.pack(">i", 1) + struct.pack(">ii", partition, len(batch)) + batch)
+    r = Reader(conn.request(0, version, body))
+    assert r.take("i") == 1
+    r.string()
+    assert r.take("i") == 1
+    _idx, err, base_offset, _append_time = r.take("ihqq")
+    return err, base_offset
+
+
+def legacy_message_set_v1(value: bytes, timestamp_ms: int | None = None) -> bytes:
+    """A magic-1 (pre-0.11) message set with one message; Kafka 4 refuses these."""
+    import zlib
+    ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    body = struct.pack(">bbq", 1, 0, ts) + struct.pack(">i", -1) + struct.pack(">i", len(value)) + value
+    msg = struct.pack(">I", zlib.crc32(body)) + body
+    return struct.pack(">qi", 0, len(msg)) + msg
+
+
+def fetch_v4(conn: Conn, topic: str, partition: int, offset: int, max_wait_ms: int,
+             min_bytes: int = 1, max_bytes: int = 1 << 20) -> dict:
+    """Fetch v4 for one partition: {error, high_watermark, records (bytes)}."""
+    body = (struct.pack(">iiiib", -1, max_wait_ms, min_bytes, max_bytes, 0)
+            + struct.pack(">i", 1) + kstring(topic)
+            + struct.pack(">i", 1) + struct.pack(">iqi", partition, offset, max_bytes))
+    r = Reader(conn.request(1, 4, body))
+    r.take("i")  # throttle
+    assert r.take("i") == 1
+    r.string()
+    assert r.take("i") == 1
+    _p, err, hw, _lso = r.take("ihqq")
+    n_aborted = r.take("i")
+    for _ in range(max(n_aborted, 0)):
+        r.take("qq")
+    size = r.take("i")
+    records = b"" if size < 0 else r.data[r.pos:r.pos + size]
+    return {"error": err, "high_watermark": hw, "records": records, "records_null": size < 0}
+
+
+def count_batch_records(records: bytes) -> int:
+    """Records in a sequence of v2 batches (whole batches only)."""
+    n, pos = 0, 0
+    while pos + 61 <= len(records):
+        (length,) = struct.unpack_from(">i", records, pos + 8)
+        if pos + 12 + length > len(records):
+            break
+        (count,) = struct.unpack_from(">i", records, pos + 57)
+        n += count
+        pos += 12 + length
+    return n

@@ -1,0 +1,489 @@
+//! Shared harness for the integration tests: starts the real `kavka` binary on a free loopback
+//! port with its data in a temporary directory, and offers rdkafka and raw-protocol helpers.
+//!
+//! Every test gets its own broker process, so tests in one file run in parallel without
+//! sharing state. When a test panics, the broker's log is printed so that the failure can be
+//! read without re-running anything.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+/// How long a broker may take to accept TCP connections after being spawned.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many trailing lines of the broker log to print when a test fails.
+const LOG_TAIL_LINES: usize = 300;
+
+/// A `kavka broker` child process owned by one test.
+pub struct Broker {
+    child: Option<Child>,
+    /// The loopback port the broker listens on; kept across restarts.
+    pub port: u16,
+    data_dir: tempfile::TempDir,
+    overrides: Vec<(String, String)>,
+    /// Number of times the process was started, so each start gets its own log file.
+    starts: u32,
+}
+
+/// Picks a loopback port that is free right now. The kernel could hand it to someone else
+/// before the broker binds it, but ephemeral ports are recycled slowly enough for tests.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+impl Broker {
+    /// Starts a broker with the default configuration.
+    pub fn start() -> Broker {
+        Broker::start_with(&[])
+    }
+
+    /// Starts a broker with extra `--override key=value` settings.
+    pub fn start_with(overrides: &[(&str, &str)]) -> Broker {
+        let data_dir = tempfile::Builder::new()
+            .prefix("kavka-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let mut broker = Broker {
+            child: None,
+            port: free_port(),
+            data_dir,
+            overrides: overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            starts: 0,
+        };
+        broker.spawn();
+        broker
+    }
+
+    /// `host:port` for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The broker's socket address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The `log.dirs` directory.
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// OS process id of the running broker.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("broker is running").id()
+    }
+
+    fn log_path(&self, start: u32) -> PathBuf {
+        // Outside log.dirs so the broker never sees a stray file in its data directory.
+        self.data_dir
+            .path()
+            .with_extension(format!("broker-{start}.log"))
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "broker already running");
+        self.starts += 1;
+        let log_path = self.log_path(self.starts);
+        let log = File::create(&log_path).expect("create broker log file");
+        let log2 = log.try_clone().expect("clone log handle");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kavka"));
+        cmd.arg("broker")
+            .arg("--override")
+            .arg(format!("listeners=PLAINTEXT://127.0.0.1:{}", self.port))
+            .arg("--override")
+            .arg(format!("log.dirs={}", self.data_dir.path().display()));
+        for (k, v) in &self.overrides {
+            cmd.arg("--override").arg(format!("{k}={v}"));
+        }
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("KAVKA_TEST_LOG").unwrap_or_else(|_| "info".to_string()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log2));
+        let child = cmd.spawn().expect("spawn kavka binary");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                panic!(
+                    "broker exited during start-up with {status}\n{}",
+                    self.log_tail()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "broker did not accept connections within {START_TIMEOUT:?}\n{}",
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// True while the process has not exited.
+    pub fn is_alive(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// SIGKILL, as in a crash: nothing is flushed by the broker.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the process to exit; panics if it takes longer than `timeout`.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let mut c = self.child.take().expect("broker is running");
+        let pid = c.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = c.try_wait().expect("wait for broker") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!(
+                    "broker did not exit within {timeout:?} of SIGTERM\n{}",
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the process again on the same port and data directory (after `kill9` or
+    /// `terminate`).
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.kill9();
+        }
+        self.spawn();
+    }
+
+    /// Resident set size of the broker process in KiB, from `/proc/<pid>/status`.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc status")
+    }
+
+    /// The whole log of every start of this broker, in order.
+    pub fn log(&self) -> String {
+        let mut out = String::new();
+        for s in 1..=self.starts {
+            out.push_str(&format!("----- broker start #{s} -----\n"));
+            if let Ok(text) = std::fs::read_to_string(self.log_path(s)) {
+                out.push_str(&text);
+            }
+        }
+        out
+    }
+
+    /// The last lines of the log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        let from = lines.len().saturating_sub(LOG_TAIL_LINES);
+        format!(
+            "===== kavka log (port {}) =====\n{}\n===== end of kavka log =====",
+            self.port,
+            lines[from..].join("\n")
+        )
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail());
+        }
+        self.kill9();
+        for s in 1..=self.starts {
+            let _ = std::fs::remove_file(self.log_path(s));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// rdkafka helpers
+
+/// A client config pointing at `broker`, with fast metadata refresh so that new topics are
+/// seen quickly.
+pub fn client_config(broker: &Broker) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", broker.bootstrap())
+        .set("topic.metadata.refresh.interval.ms", "1000")
+        .set("socket.timeout.ms", "10000")
+        .set("api.version.request.timeout.ms", "5000");
+    if let Ok(debug) = std::env::var("KAVKA_TEST_RDKAFKA_DEBUG") {
+        cfg.set("debug", debug);
+    }
+    cfg
+}
+
+/// A `FutureProducer` with the given extra settings.
+pub fn producer(broker: &Broker, extra: &[(&str, &str)]) -> FutureProducer {
+    let mut cfg = client_config(broker);
+    cfg.set("message.timeout.ms", "20000");
+    for (k, v) in extra {
+        cfg.set(*k, *v);
+    }
+    cfg.create().expect("create producer")
+}
+
+/// A `BaseConsumer` that never joins its group: partitions are assigned by the test with
+/// `assign()` and nothing is committed. librdkafka refuses `assign()` without a `group.id`
+/// ("Local: Unknown group"), so one is set, but no group API is exercised.
+pub fn consumer(broker: &Broker, extra: &[(&str, &str)]) -> BaseConsumer {
+    let mut cfg = client_config(broker);
+    cfg.set("group.id", "kavka-it-assign-only")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "100");
+    for (k, v) in extra {
+        cfg.set(*k, *v);
+    }
+    cfg.create().expect("create consumer")
+}
+
+/// An admin client.
+pub fn admin(broker: &Broker) -> AdminClient<DefaultClientContext> {
+    client_config(broker).create().expect("create admin client")
+}
+
+/// Creates `name` with `partitions` partitions through the Admin API and fails the test on
+/// any error.
+pub async fn create_topic(broker: &Broker, name: &str, partitions: i32) {
+    let admin = admin(broker);
+    let res = admin
+        .create_topics(
+            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("CreateTopics request");
+    for r in res {
+        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+}
+
+/// Assigns `consumer` to `topic`/`partition` from `offset` and reads `count` messages, failing
+/// the test if they do not all arrive within `timeout` or if the client reports an error.
+pub fn consume_exact(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    offset: Offset,
+    count: usize,
+    timeout: Duration,
+) -> Vec<OwnedMessage> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, offset)
+        .expect("add partition");
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        if Instant::now() > deadline {
+            panic!(
+                "received {} of {count} messages from {topic}/{partition} within {timeout:?}",
+                out.len()
+            );
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push(m.detach()),
+            Some(Err(e)) => panic!("consumer error on {topic}/{partition}: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Like `consume_exact`, but then waits `quiet` more and fails if anything else arrives.
+pub fn consume_all(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    count: usize,
+    timeout: Duration,
+) -> Vec<OwnedMessage> {
+    let out = consume_exact(
+        consumer,
+        topic,
+        partition,
+        Offset::Beginning,
+        count,
+        timeout,
+    );
+    let quiet_until = Instant::now() + Duration::from_millis(700);
+    while Instant::now() < quiet_until {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            panic!(
+                "unexpected extra message at offset {} of {topic}/{partition}",
+                m.offset()
+            );
+        }
+    }
+    out
+}
+
+/// A topic name unique within this process run.
+pub fn topic_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw protocol client, for requests that rdkafka cannot be made to send (retried batches with
+// chosen sequence numbers, hostile frames).
+
+/// A blocking Kafka protocol connection that encodes requests with `kafka-protocol`.
+pub struct RawConn {
+    /// The TCP stream; public so that tests can write arbitrary bytes.
+    pub stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl RawConn {
+    /// Connects with a 10 s read timeout.
+    pub fn connect(broker: &Broker) -> RawConn {
+        let stream = TcpStream::connect(broker.addr()).expect("connect to broker");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("set timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        RawConn {
+            stream,
+            correlation_id: 0,
+        }
+    }
+
+    /// Sends one request at `version` and decodes its response.
+    pub fn request<R: Request>(&mut self, version: i16, req: &R) -> anyhow::Result<R::Response> {
+        self.correlation_id += 1;
+        let corr = self.correlation_id;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(corr)
+            .with_client_id(Some(StrBytes::from_static_str("kavka-it")));
+        let mut body = BytesMut::new();
+        header.encode(&mut body, R::header_version(version))?;
+        req.encode(&mut body, version)?;
+        let mut frame = BytesMut::with_capacity(body.len() + 4);
+        frame.put_i32(i32::try_from(body.len())?);
+        frame.extend_from_slice(&body);
+        self.stream.write_all(&frame)?;
+        let mut resp = self.read_frame()?;
+        let rh = ResponseHeader::decode(&mut resp, R::Response::header_version(version))?;
+        anyhow::ensure!(
+            rh.correlation_id == corr,
+            "correlation id {} != {corr}",
+            rh.correlation_id
+        );
+        let decoded = R::Response::decode(&mut resp, version)?;
+        Ok(decoded)
+    }
+
+    /// Reads one length-prefixed frame (bounded to 64 MiB so a bad length cannot blow up the
+    /// test process).
+    pub fn read_frame(&mut self) -> anyhow::Result<Bytes> {
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len)?;
+        let len = i32::from_be_bytes(len);
+        anyhow::ensure!(
+            (0..64 << 20).contains(&len),
+            "bad response frame length {len}"
+        );
+        let mut buf = vec![0u8; len as usize];
+        self.stream.read_exact(&mut buf)?;
+        Ok(Bytes::from(buf))
+    }
+}
+
+/// Waits up to `limit` and says whether the broker reacted
+/// (closed the connection or sent at least one byte) within that time.
+pub fn reacted_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    stream
+        .set_read_timeout(Some(limit))
+        .expect("set read timeout");
+    // peek, not read: whether the broker closed (0 bytes) or answered, both count.
+    match stream.peek(&mut buf) {
+        Ok(_) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// Big-endian helpers for hand-made frames.
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(body.len() + 4);
+    v.put_i32(body.len() as i32);
+    v.extend_from_slice(body);
+    v
+}
+
+/// Returns the remaining bytes of `b` as a `Vec` (used when inspecting raw responses).
+pub fn rest(mut b: Bytes) -> Vec<u8> {
+    let mut v = vec![0; b.remaining()];
+    b.copy_to_slice(&mut v);
+    v
+}
