@@ -280,13 +280,42 @@ pub fn group_settings(config: &BrokerConfig) -> GroupSettings {
 async fn group_timer(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let retention_check =
+        Duration::from_millis(broker.config.offsets_retention_check_interval_ms.max(1) as u64);
+    let mut next_retention_check = std::time::Instant::now() + retention_check;
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                let dirty = broker.membership.tick(std::time::Instant::now(), now_ms());
+                let now = std::time::Instant::now();
+                let dirty = broker.membership.tick(now, now_ms());
                 broker.persist_groups(dirty).await;
+                if now >= next_retention_check {
+                    next_retention_check = now + retention_check;
+                    expire_offsets(&broker).await;
+                }
             }
             _ = shutdown.changed() => break,
+        }
+    }
+}
+
+/// `offsets.retention.minutes`: committed offsets of groups without members are deleted once older
+/// than the retention (tombstones in `__consumer_offsets`).
+async fn expire_offsets(broker: &Broker) {
+    let retention_ms = i64::from(broker.config.offsets_retention_minutes) * 60_000;
+    let cutoff = now_ms().saturating_sub(retention_ms);
+    let expired = broker
+        .groups
+        .expired_offsets(cutoff, |group| broker.membership.has_members(group));
+    for (group, records) in expired {
+        let count = records.len();
+        match crate::coordinator::write_group_records(broker, &group, records).await {
+            Ok(()) => {
+                tracing::info!(group = %group, offsets = count, "expired committed offsets (offsets.retention.minutes)")
+            }
+            Err(code) => {
+                tracing::warn!(group = %group, error_code = code, "cannot expire committed offsets")
+            }
         }
     }
 }

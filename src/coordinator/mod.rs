@@ -99,6 +99,41 @@ impl GroupCoordinator {
         ids
     }
 
+    /// Offsets committed before `cutoff_ms`, by group, skipping groups `keep` says are in use
+    /// (`offsets.retention.minutes` applies only to groups without members, as in Kafka).
+    pub fn expired_offsets(
+        &self,
+        cutoff_ms: i64,
+        keep: impl Fn(&str) -> bool,
+    ) -> Vec<(String, Vec<OffsetsRecord>)> {
+        let groups = self.lock();
+        let mut expired = Vec::new();
+        for (group, offsets) in groups.iter() {
+            if keep(group) {
+                continue;
+            }
+            let records: Vec<OffsetsRecord> = offsets
+                .offsets
+                .iter()
+                .filter(|(_, stored)| stored.value.commit_timestamp < cutoff_ms)
+                .map(|((topic, partition), _)| {
+                    (
+                        OffsetsKey::OffsetCommit {
+                            group: group.clone(),
+                            topic: topic.clone(),
+                            partition: *partition,
+                        },
+                        None,
+                    )
+                })
+                .collect();
+            if !records.is_empty() {
+                expired.push((group.clone(), records));
+            }
+        }
+        expired
+    }
+
     /// Applies one record found at `log_offset` of the offsets topic (replay, or after a successful append).
     /// Group membership values are the membership state's business ([`classic::ClassicGroups::restore`]).
     pub fn apply(&self, key: &OffsetsKey, value: Option<&OffsetsValue>, log_offset: i64) {
@@ -387,6 +422,33 @@ mod tests {
         // A tombstone after it removes the offset, and the empty group with it.
         c.apply(&k, None, 6);
         assert!(c.group("g").is_none());
+    }
+
+    #[test]
+    fn only_old_offsets_of_groups_not_in_use_expire() {
+        let c = GroupCoordinator::default();
+        for (group, ts, log) in [("idle", 100, 0), ("idle", 900, 1), ("busy", 100, 2)] {
+            let key = OffsetsKey::OffsetCommit {
+                group: group.into(),
+                topic: "t".into(),
+                partition: log as i32,
+            };
+            let value = OffsetsValue::Offset(OffsetCommitValue {
+                offset: 1,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp: ts,
+            });
+            c.apply(&key, Some(&value), log);
+        }
+        let expired = c.expired_offsets(500, |g| g == "busy");
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].0, "idle");
+        assert_eq!(
+            expired[0].1.len(),
+            1,
+            "only the offset older than the cutoff"
+        );
     }
 
     #[test]
