@@ -132,3 +132,22 @@ def test_internal_topic_is_internal_and_read_only(broker, topic):
     results = ck_produce(ck_producer(broker), "__consumer_offsets", [(b"k", b"v", None)],
                          partition=0, raise_on_error=False)
     assert results[0][0] is not None, "producing to __consumer_offsets must fail"
+
+
+def test_offsets_of_idle_groups_expire_after_retention(broker_factory, topic):
+    """offsets.retention.minutes (1, Kafka's minimum) deletes the offsets of a group without members;
+    they stay deleted across a restart (tombstones, not just memory)."""
+    broker = broker_factory(**{"offsets.retention.minutes": "1",
+                               "offsets.retention.check.interval.ms": "1000"})
+    ck_create_topic(broker, topic)
+    commit_confluent(broker, "expiring", [TopicPartition(topic, 0, 4)])
+    assert committed_confluent(broker, "expiring", [TopicPartition(topic, 0)])[(topic, 0)][0] == 4
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        got = committed_confluent(broker, "expiring", [TopicPartition(topic, 0)])[(topic, 0)][0]
+        if got == -1001:
+            break
+        time.sleep(2)
+    assert got == -1001, "offset older than offsets.retention.minutes must expire"
+    broker.restart()
+    assert committed_confluent(broker, "expiring", [TopicPartition(topic, 0)])[(topic, 0)][0] == -1001
