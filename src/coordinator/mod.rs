@@ -80,6 +80,18 @@ impl OffsetsValue {
 /// One change to write: a key and its value (None = tombstone).
 pub type OffsetsRecord = (OffsetsKey, Option<OffsetsValue>);
 
+/// The record that deletes one committed offset.
+pub fn offset_tombstone(group: &str, topic: &str, partition: i32) -> OffsetsRecord {
+    (
+        OffsetsKey::OffsetCommit {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            partition,
+        },
+        None,
+    )
+}
+
 impl GroupCoordinator {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, GroupOffsets>> {
         match self.groups.lock() {
@@ -116,16 +128,7 @@ impl GroupCoordinator {
                 .offsets
                 .iter()
                 .filter(|(_, stored)| stored.value.commit_timestamp < cutoff_ms)
-                .map(|((topic, partition), _)| {
-                    (
-                        OffsetsKey::OffsetCommit {
-                            group: group.clone(),
-                            topic: topic.clone(),
-                            partition: *partition,
-                        },
-                        None,
-                    )
-                })
+                .map(|((topic, partition), _)| offset_tombstone(group, topic, *partition))
                 .collect();
             if !records.is_empty() {
                 expired.push((group.clone(), records));

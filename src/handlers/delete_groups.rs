@@ -6,7 +6,7 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use crate::coordinator::records::OffsetsKey;
-use crate::coordinator::{write_group_records, OffsetsRecord};
+use crate::coordinator::{offset_tombstone, write_group_records, OffsetsRecord};
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
 
@@ -31,16 +31,7 @@ pub async fn handle(
                 let mut changes: Vec<OffsetsRecord> = existing
                     .offsets
                     .keys()
-                    .map(|(topic, partition)| {
-                        (
-                            OffsetsKey::OffsetCommit {
-                                group: group.clone(),
-                                topic: topic.clone(),
-                                partition: *partition,
-                            },
-                            None,
-                        )
-                    })
+                    .map(|(topic, partition)| offset_tombstone(&group, topic, *partition))
                     .collect();
                 changes.push((
                     OffsetsKey::GroupMetadata {

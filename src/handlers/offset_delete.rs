@@ -6,8 +6,7 @@ use kafka_protocol::messages::offset_delete_response::{
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
-use crate::coordinator::records::OffsetsKey;
-use crate::coordinator::{write_group_records, OffsetsRecord};
+use crate::coordinator::{offset_tombstone, write_group_records, OffsetsRecord};
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
 
@@ -53,14 +52,7 @@ pub async fn handle(
                     return (index, ResponseError::GroupSubscribedToTopic.code());
                 }
                 if existing.offsets.contains_key(&(name.clone(), index)) {
-                    changes.push((
-                        OffsetsKey::OffsetCommit {
-                            group: group.clone(),
-                            topic: name.clone(),
-                            partition: index,
-                        },
-                        None,
-                    ));
+                    changes.push(offset_tombstone(&group, &name, index));
                 }
                 (index, 0)
             })
