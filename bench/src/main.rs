@@ -55,9 +55,7 @@ impl Args {
     }
 
     fn num(&self, k: &str) -> Result<u64, String> {
-        self.get(k)?
-            .parse()
-            .map_err(|e| format!("--{k}: {e}"))
+        self.get(k)?.parse().map_err(|e| format!("--{k}: {e}"))
     }
 }
 
@@ -124,7 +122,12 @@ fn produce(a: &Args) -> Result<(), String> {
     let mut payload = vec![b'x'; size];
     // With --rate, records are paced (records per second) so that latency is measured below
     // saturation instead of being dominated by time queued in the client.
-    let rate = a.opts.get("rate").map(|r| r.parse::<u64>()).transpose().map_err(|e| format!("--rate: {e}"))?;
+    let rate = a
+        .opts
+        .get("rate")
+        .map(|r| r.parse::<u64>())
+        .transpose()
+        .map_err(|e| format!("--rate: {e}"))?;
     let t0 = Instant::now();
     for i in 0..count {
         if let Some(rate) = rate.filter(|r| *r > 0) {
@@ -138,7 +141,8 @@ fn produce(a: &Args) -> Result<(), String> {
         let n = stamp.len().min(size);
         payload[..n].copy_from_slice(&stamp[..n]);
         let sent_ns = producer.context().start.elapsed().as_nanos() as usize;
-        let mut rec = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, sent_ns).payload(&payload);
+        let mut rec =
+            BaseRecord::<(), [u8], usize>::with_opaque_to(topic, sent_ns).payload(&payload);
         loop {
             match producer.send(rec) {
                 Ok(()) => break,
@@ -341,8 +345,8 @@ fn fetch_raw(a: &Args) -> Result<(), String> {
     use kafka_protocol::protocol::StrBytes;
     let topic = a.get("topic")?.to_string();
     let partitions = a.num("partitions")? as i32;
-    let mut stream = std::net::TcpStream::connect(a.get("bootstrap")?)
-        .map_err(|e| format!("connect: {e}"))?;
+    let mut stream =
+        std::net::TcpStream::connect(a.get("bootstrap")?).map_err(|e| format!("connect: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let mut offsets = vec![0i64; partitions as usize];
     let mut done = vec![false; partitions as usize];
