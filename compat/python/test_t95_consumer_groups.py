@@ -488,10 +488,15 @@ def test_group_membership_survives_broker_restart(broker_factory, topic, spawn, 
     """Members, generation and assignment are in __consumer_offsets: after the coordinator restarts,
     the running members' heartbeats are accepted and nobody rebalances (Kafka reschedules the
     heartbeat expiry of every loaded member)."""
+    # The members must reach the restarted broker before their own session runs out (librdkafka
+    # then declares its partitions lost by itself): a longer session and a short reconnect backoff.
+    session_ms = 10000
     broker = broker_factory(**FAST_GROUPS)
     ck_create_topic(broker, topic, partitions=4)
     group = "survive-" + topic
-    ws = [spawn(f"v{i}", member_conf(broker, group, f"v{i}"), topic, commit=True) for i in range(2)]
+    ws = [spawn(f"v{i}", member_conf(broker, group, f"v{i}", **{
+        "session.timeout.ms": session_ms, "reconnect.backoff.max.ms": 500}), topic, commit=True)
+        for i in range(2)]
     wait_split(ws, 4, [2, 2], SLACK_S, "over two members")
     marks = [w.mark() for w in ws]
     producer = ck_producer(broker)
@@ -516,7 +521,7 @@ def test_group_membership_survives_broker_restart(broker_factory, topic, spawn, 
     wait_until(lambda: set(consumed()) >= set(phase1 + phase2), SLACK_S,
                f"phase 2 to be consumed after the {how} restart", ws)
     # Past a full session timeout after the restart: loaded members must not expire either.
-    time.sleep(max(0.0, restarted + SESSION_MS / 1000 + 2 - time.monotonic()))
+    time.sleep(max(0.0, restarted + session_ms / 1000 + 2 - time.monotonic()))
     for w, m in zip(ws, marks):
         assert not w.rebalance_events(since=m), (
             f"{w.name} was rebalanced by a {how} restart of the broker\n{w.describe()}")
@@ -783,8 +788,29 @@ def test_cooperative_static_members_restart_without_rebalance(broker_factory, to
 
 # ------------------------------------------------------------------------- 6. kafka-python group
 
+@pytest.fixture
+def kafka_python_coordinator_log(tmp_path):
+    """kafka-python's group coordinator log (DEBUG) in a file, shown when a wait fails; the suite
+    otherwise silences the `kafka` loggers."""
+    import logging
+    path = tmp_path / "kafka-python-coordinator.log"
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(threadName)s %(name)s %(message)s"))
+    loggers = [logging.getLogger(n) for n in ("kafka.coordinator", "kafka.consumer.group")]
+    saved = [(lg, lg.level) for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.DEBUG)
+        lg.addHandler(handler)
+    yield path
+    for lg, level in saved:
+        lg.removeHandler(handler)
+        lg.setLevel(level)
+    handler.close()
+
+
 @pytest.mark.timeout(120)
-def test_kafka_python_group_splits_and_consumes_all(broker_factory, topic):
+def test_kafka_python_group_splits_and_consumes_all(broker_factory, topic,
+                                                     kafka_python_coordinator_log):
     broker = broker_factory(**FAST_GROUPS)
     ck_create_topic(broker, topic, partitions=4)
     group = "kp-" + topic
@@ -801,7 +827,7 @@ def test_kafka_python_group_splits_and_consumes_all(broker_factory, topic):
             self.records: list[tuple[int, int, str]] = []
             self.assignment: frozenset = frozenset()
             self.error: BaseException | None = None
-            self.thread = threading.Thread(target=self.run, daemon=True)
+            self.thread = threading.Thread(target=self.run, daemon=True, name=f"Thread-{name}")
 
         def run(self):
             try:
@@ -829,8 +855,13 @@ def test_kafka_python_group_splits_and_consumes_all(broker_factory, topic):
             return self.assignment
 
         def describe(self):
+            try:
+                log = kafka_python_coordinator_log.read_text().splitlines()[-30:]
+            except OSError:
+                log = []
             return (f"[{self.name} assignment={sorted(self.assignment)} "
-                    f"records={len(self.records)} error={self.error!r}]")
+                    f"records={len(self.records)} error={self.error!r}]\n    "
+                    + "\n    ".join(log))
 
     try:
         for i in range(2):
