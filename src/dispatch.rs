@@ -383,6 +383,7 @@ mod tests {
             membership: crate::coordinator::classic::ClassicGroups::new(
                 crate::server::group_settings(&broker_config),
             ),
+            group_writes: tokio::sync::Mutex::new(()),
         };
         let conn = ConnectionContext {
             peer: "127.0.0.1:1".parse().expect("addr"),

@@ -39,13 +39,23 @@ pub struct Broker {
     pub groups: GroupCoordinator,
     /// Classic group membership (JoinGroup/SyncGroup/Heartbeat/LeaveGroup).
     pub membership: ClassicGroups,
+    /// Serializes membership writes to `__consumer_offsets` (see `persist_groups`).
+    pub group_writes: tokio::sync::Mutex<()>,
 }
 
 impl Broker {
     /// Writes changed group membership to `__consumer_offsets` (best effort: a failed write is logged;
     /// the group keeps working and is stored again at its next change).
     pub async fn persist_groups(&self, dirty: crate::coordinator::classic::Dirty) {
-        for (group, value) in dirty {
+        if dirty.is_empty() {
+            return;
+        }
+        // Snapshot under the write lock: two writers can never store an older state after a newer one.
+        let _writing = self.group_writes.lock().await;
+        for group in dirty {
+            let Some(value) = self.membership.snapshot(&group, now_ms()) else {
+                continue;
+            };
             let record = (
                 crate::coordinator::records::OffsetsKey::GroupMetadata {
                     group: group.clone(),
@@ -200,6 +210,7 @@ pub async fn run(
         replicas: replicas.clone(),
         groups: GroupCoordinator::default(),
         membership: ClassicGroups::new(group_settings(&config)),
+        group_writes: tokio::sync::Mutex::new(()),
     });
     load_group_state(&broker).await;
     let listeners = bind_listeners(&config).await?;
@@ -287,7 +298,7 @@ async fn group_timer(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
         tokio::select! {
             _ = ticker.tick() => {
                 let now = std::time::Instant::now();
-                let dirty = broker.membership.tick(now, now_ms());
+                let dirty = broker.membership.tick(now);
                 broker.persist_groups(dirty).await;
                 if now >= next_retention_check {
                     next_retention_check = now + retention_check;
@@ -306,7 +317,7 @@ async fn expire_offsets(broker: &Broker) {
     let cutoff = now_ms().saturating_sub(retention_ms);
     let expired = broker
         .groups
-        .expired_offsets(cutoff, |group| broker.membership.has_members(group));
+        .expired_offsets(cutoff, |group| broker.membership.offset_expiry(group));
     for (group, records) in expired {
         let count = records.len();
         match crate::coordinator::write_group_records(broker, &group, records).await {

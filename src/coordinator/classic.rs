@@ -126,6 +126,12 @@ struct Group {
     initial_delay_limit: Option<Instant>,
     /// A member joined during the current initial-delay window: when it ends, one more window runs.
     new_member_added: bool,
+    /// CompletingRebalance: members that have not sent SyncGroup yet, and when they are given up on
+    /// (Kafka's pending-sync timer: the rebalance timeout).
+    pending_sync: std::collections::HashSet<String>,
+    sync_deadline: Option<Instant>,
+    /// Wall-clock time the group last became Empty: offset retention counts from here.
+    empty_since_ms: Option<i64>,
 }
 
 impl Group {
@@ -143,6 +149,9 @@ impl Group {
             initial_delay_until: None,
             initial_delay_limit: None,
             new_member_added: false,
+            pending_sync: Default::default(),
+            sync_deadline: None,
+            empty_since_ms: None,
         }
     }
 
@@ -261,6 +270,8 @@ impl Group {
             }
         }
         let from_empty = self.phase == Phase::Empty;
+        self.pending_sync.clear();
+        self.sync_deadline = None;
         self.phase = Phase::PreparingRebalance;
         self.rebalance_deadline = Some(now + self.max_rebalance_timeout());
         if from_empty && !settings.initial_rebalance_delay.is_zero() {
@@ -276,7 +287,7 @@ impl Group {
     }
 
     /// Completes the join phase if every member has rejoined (or the deadline forces it). Returns true
-    /// if the group changed in a way that must be persisted.
+    /// if the group became empty, which must be persisted.
     fn maybe_complete_join(&mut self, now: Instant, id: &str, delay: Duration) -> bool {
         if self.phase != Phase::PreparingRebalance {
             return false;
@@ -297,16 +308,19 @@ impl Group {
                 return false;
             }
         }
-        let all_joined = self.members.values().all(|m| m.join_waiter.is_some());
+        // KIP-394 members between MEMBER_ID_REQUIRED and their second join count as not yet joined.
+        let all_joined =
+            self.members.values().all(|m| m.join_waiter.is_some()) && self.pending.is_empty();
         let deadline_passed = self.rebalance_deadline.is_some_and(|d| now >= d);
         if !all_joined && !deadline_passed {
             return false;
         }
-        // Members that did not rejoin in time leave the group.
+        // Dynamic members that did not rejoin in time leave the group; static members leave only by
+        // session timeout or LeaveGroup (KIP-345), as in Kafka.
         let missing: Vec<String> = self
             .members
             .iter()
-            .filter(|(_, m)| m.join_waiter.is_none())
+            .filter(|(_, m)| m.join_waiter.is_none() && m.instance_id.is_none())
             .map(|(id, _)| id.clone())
             .collect();
         for member in missing {
@@ -322,6 +336,7 @@ impl Group {
             self.phase = Phase::Empty;
             self.protocol = None;
             self.leader = None;
+            self.empty_since_ms = Some(wall_clock_ms());
             tracing::info!(group = id, generation = self.generation, "group is empty");
             return true;
         }
@@ -335,6 +350,8 @@ impl Group {
             self.leader = self.members.keys().next().cloned();
         }
         self.phase = Phase::CompletingRebalance;
+        self.pending_sync = self.members.keys().cloned().collect();
+        self.sync_deadline = Some(now + self.max_rebalance_timeout());
         for member_id in self.members.keys().cloned().collect::<Vec<_>>() {
             let outcome = self.join_outcome_for(&member_id);
             if let Some(w) = self
@@ -355,7 +372,9 @@ impl Group {
             protocol = self.protocol.as_deref().unwrap_or(""),
             "rebalance: join phase complete"
         );
-        true
+        // As Kafka, the new generation is stored with its assignment when the leader syncs: a record
+        // written now would carry the previous assignment under the new generation.
+        false
     }
 
     fn remove_member(&mut self, member_id: &str) {
@@ -431,11 +450,20 @@ pub struct ClassicGroups {
     groups: Mutex<HashMap<String, Group>>,
 }
 
-/// Groups whose membership changed and must be written to `__consumer_offsets`.
-pub type Dirty = Vec<(String, GroupMetadataValue)>;
+/// Groups whose membership changed and must be written to `__consumer_offsets`. Ids, not snapshots:
+/// the writer snapshots each group when it holds the write lock, so the log order is the state order.
+pub type Dirty = Vec<String>;
+
+/// Longest client-supplied prefix of a member id: the uuid makes ids unique, and a bounded id keeps
+/// stored group records within Kafka's int16 string lengths whatever the client id is.
+const MEMBER_ID_PREFIX_CHARS: usize = 128;
 
 fn new_member_id(client_id: &str, instance_id: Option<&str>) -> String {
-    let prefix = instance_id.unwrap_or(client_id);
+    let prefix: String = instance_id
+        .unwrap_or(client_id)
+        .chars()
+        .take(MEMBER_ID_PREFIX_CHARS)
+        .collect();
     format!("{prefix}-{}", uuid::Uuid::new_v4())
 }
 
@@ -455,7 +483,7 @@ impl ClassicGroups {
     }
 
     /// JoinGroup. Returns the reply and, if membership changed durably, the state to persist.
-    pub fn join(&self, req: JoinRequest, now: Instant, now_ms: i64) -> (Reply<JoinOutcome>, Dirty) {
+    pub fn join(&self, req: JoinRequest, now: Instant) -> (Reply<JoinOutcome>, Dirty) {
         let fail = |code: ResponseError, member_id: &str| {
             (
                 Reply::Now(JoinOutcome {
@@ -473,6 +501,16 @@ impl ClassicGroups {
             return fail(ResponseError::InvalidSessionTimeout, &req.member_id);
         }
         let mut groups = self.lock();
+        // Only a first join (no member id) may create a group, as in Kafka: failed joins naming ids
+        // must not leave empty groups behind.
+        if !groups.contains_key(&req.group) {
+            if !req.member_id.is_empty() {
+                return fail(ResponseError::UnknownMemberId, &req.member_id);
+            }
+            if req.protocol_type.is_empty() || req.protocols.is_empty() {
+                return fail(ResponseError::InconsistentGroupProtocol, &req.member_id);
+            }
+        }
         let group = groups.entry(req.group.clone()).or_insert_with(Group::new);
         if !group.accepts_protocols(&req.protocol_type, &req.protocols) {
             return fail(ResponseError::InconsistentGroupProtocol, &req.member_id);
@@ -482,10 +520,14 @@ impl ClassicGroups {
             if let Some(instance) = &req.instance_id {
                 member_id = new_member_id(&req.client_id, Some(instance));
                 if let Some(old_id) = group.static_members.get(instance).cloned() {
-                    return self.replace_static_member(group, &req, old_id, member_id, now, now_ms);
+                    return self.replace_static_member(group, &req, old_id, member_id, now);
                 }
             } else {
                 member_id = new_member_id(&req.client_id, None);
+                // Pending ids count against group.max.size: a client cannot grow them without bound.
+                if group.members.len() + group.pending.len() >= self.settings.max_size {
+                    return fail(ResponseError::GroupMaxSizeReached, "");
+                }
                 if req.require_known_member_id {
                     group
                         .pending
@@ -580,7 +622,7 @@ impl ClassicGroups {
         }
         let mut dirty = Vec::new();
         if group.maybe_complete_join(now, &req.group, self.settings.initial_rebalance_delay) {
-            dirty.push((req.group.clone(), group.snapshot(now_ms)));
+            dirty.push(req.group.clone());
         }
         (Reply::Later(rx), dirty)
     }
@@ -594,7 +636,6 @@ impl ClassicGroups {
         old_id: String,
         new_id: String,
         now: Instant,
-        now_ms: i64,
     ) -> (Reply<JoinOutcome>, Dirty) {
         let Some(mut old) = group.members.shift_remove(&old_id) else {
             group
@@ -648,7 +689,7 @@ impl ClassicGroups {
             let mut outcome = group.join_outcome_for(&new_id);
             outcome.skip_assignment = group.leader.as_deref() == Some(new_id.as_str());
             outcome.leader_before_rejoin = leader_before_rejoin;
-            let dirty = vec![(req.group.clone(), group.snapshot(now_ms))];
+            let dirty = vec![req.group.clone()];
             return (Reply::Now(outcome), dirty);
         }
         let (tx, rx) = oneshot::channel();
@@ -663,7 +704,7 @@ impl ClassicGroups {
         );
         let mut dirty = Vec::new();
         if group.maybe_complete_join(now, &req.group, self.settings.initial_rebalance_delay) {
-            dirty.push((req.group.clone(), group.snapshot(now_ms)));
+            dirty.push(req.group.clone());
         }
         (Reply::Later(rx), dirty)
     }
@@ -680,7 +721,6 @@ impl ClassicGroups {
         protocol: Option<&str>,
         assignments: Vec<(String, Bytes)>,
         now: Instant,
-        now_ms: i64,
     ) -> (Reply<SyncOutcome>, Dirty) {
         let fail = |code: ResponseError| {
             (
@@ -724,6 +764,7 @@ impl ClassicGroups {
                 (Reply::Now(ok(group, assignment)), Vec::new())
             }
             Phase::CompletingRebalance => {
+                group.pending_sync.remove(member_id);
                 let (tx, rx) = oneshot::channel();
                 if let Some(m) = group.members.get_mut(member_id) {
                     m.sync_waiter = Some(tx);
@@ -737,6 +778,8 @@ impl ClassicGroups {
                     m.assignment = by_member.remove(id).unwrap_or_default();
                 }
                 group.phase = Phase::Stable;
+                group.pending_sync.clear();
+                group.sync_deadline = None;
                 let outcome_base = ok(group, Bytes::new());
                 for m in group.members.values_mut() {
                     if let Some(w) = m.sync_waiter.take() {
@@ -751,10 +794,7 @@ impl ClassicGroups {
                     generation = group.generation,
                     "rebalance complete: group stable"
                 );
-                (
-                    Reply::Later(rx),
-                    vec![(group_id.to_string(), group.snapshot(now_ms))],
-                )
+                (Reply::Later(rx), vec![group_id.to_string()])
             }
         }
     }
@@ -795,7 +835,6 @@ impl ClassicGroups {
         member_id: &str,
         instance_id: Option<&str>,
         now: Instant,
-        now_ms: i64,
     ) -> (i16, Dirty) {
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
@@ -819,11 +858,11 @@ impl ClassicGroups {
         };
         group.remove_member(&target);
         tracing::info!(group = group_id, member = %target, "member left the group");
-        let dirty = self.after_removal(group, group_id, now, now_ms);
+        let dirty = self.after_removal(group, group_id, now);
         (0, dirty)
     }
 
-    fn after_removal(&self, group: &mut Group, group_id: &str, now: Instant, now_ms: i64) -> Dirty {
+    fn after_removal(&self, group: &mut Group, group_id: &str, now: Instant) -> Dirty {
         match group.phase {
             Phase::Stable | Phase::CompletingRebalance => {
                 group.prepare_rebalance(now, &self.settings, "member removed", group_id);
@@ -832,15 +871,22 @@ impl ClassicGroups {
             Phase::PreparingRebalance => {}
         }
         if group.maybe_complete_join(now, group_id, self.settings.initial_rebalance_delay) {
-            return vec![(group_id.to_string(), group.snapshot(now_ms))];
+            return vec![group_id.to_string()];
         }
         Vec::new()
     }
 
     /// Expires sessions, pending member ids and rebalance deadlines.
-    pub fn tick(&self, now: Instant, now_ms: i64) -> Dirty {
+    pub fn tick(&self, now: Instant) -> Dirty {
         let mut dirty = Vec::new();
         let mut groups = self.lock();
+        // Groups that never formed (every join failed or its pending id expired) are forgotten.
+        groups.retain(|_, g| {
+            !(g.generation == 0
+                && g.members.is_empty()
+                && g.pending.is_empty()
+                && g.phase == Phase::Empty)
+        });
         for (id, group) in groups.iter_mut() {
             group.pending.retain(|_, expiry| *expiry > now);
             // A member waiting in a join or sync is kept alive (Kafka's shouldKeepAlive).
@@ -860,10 +906,21 @@ impl ClassicGroups {
                 group.remove_member(member);
                 changed = true;
             }
+            if group.phase == Phase::CompletingRebalance
+                && group.sync_deadline.is_some_and(|d| now >= d)
+            {
+                let unsynced: Vec<String> = group.pending_sync.drain().collect();
+                group.sync_deadline = None;
+                for member in &unsynced {
+                    tracing::info!(group = %id, member = %member, "member removed: no SyncGroup before the rebalance timeout");
+                    group.remove_member(member);
+                    changed = true;
+                }
+            }
             if changed {
-                dirty.extend(self.after_removal(group, id, now, now_ms));
+                dirty.extend(self.after_removal(group, id, now));
             } else if group.maybe_complete_join(now, id, self.settings.initial_rebalance_delay) {
-                dirty.push((id.clone(), group.snapshot(now_ms)));
+                dirty.push(id.clone());
             }
         }
         dirty
@@ -948,6 +1005,22 @@ impl ClassicGroups {
         self.lock().keys().cloned().collect()
     }
 
+    /// How the group's committed offsets age.
+    pub fn offset_expiry(&self, group_id: &str) -> OffsetExpiry {
+        match self.lock().get(group_id) {
+            None => OffsetExpiry::CommitTime,
+            Some(g) if !g.members.is_empty() || g.phase != Phase::Empty => OffsetExpiry::InUse,
+            Some(g) => g
+                .empty_since_ms
+                .map_or(OffsetExpiry::CommitTime, OffsetExpiry::EmptySince),
+        }
+    }
+
+    /// The group's current membership as stored in `__consumer_offsets`, if it still exists.
+    pub fn snapshot(&self, group_id: &str, now_ms: i64) -> Option<GroupMetadataValue> {
+        self.lock().get(group_id).map(|g| g.snapshot(now_ms))
+    }
+
     /// For OffsetDelete: `None` if the group has no members (offsets may go), `Some(None)` if it has
     /// members that do not use the "consumer" protocol type (Kafka refuses: the group is not empty),
     /// `Some(Some(topics))` with the topics its members subscribe to.
@@ -1013,6 +1086,7 @@ impl ClassicGroups {
             );
         }
         group.phase = if group.members.is_empty() {
+            group.empty_since_ms = Some(value.current_state_timestamp);
             Phase::Empty
         } else {
             Phase::Stable
@@ -1024,6 +1098,25 @@ impl ClassicGroups {
             groups.insert(group_id.to_string(), group);
         }
     }
+}
+
+/// From when the offsets of a group age for `offsets.retention.minutes` (Kafka's
+/// `offsetExpirationCondition`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetExpiry {
+    /// The group has members: its offsets do not expire.
+    InUse,
+    /// A group that used membership and is now empty: all offsets age from this time.
+    EmptySince(i64),
+    /// No membership state (a simple group): each offset ages from its commit.
+    CommitTime,
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// The protocol type Kafka's consumers use; their metadata is a ConsumerProtocolSubscription.
@@ -1119,10 +1212,10 @@ mod tests {
 
     /// KIP-394 first join, then the join with the handed-out id completes a one-member rebalance.
     fn join_one(c: &ClassicGroups, now: Instant) -> (String, JoinOutcome) {
-        let (reply, _) = c.join(join_req("", None), now, 0);
+        let (reply, _) = c.join(join_req("", None), now);
         let first = now_outcome(reply);
         assert_eq!(first.error, ResponseError::MemberIdRequired.code());
-        let (reply, _) = c.join(join_req(&first.member_id, None), now, 0);
+        let (reply, _) = c.join(join_req(&first.member_id, None), now);
         (first.member_id.clone(), now_outcome(reply))
     }
 
@@ -1143,7 +1236,6 @@ mod tests {
             None,
             vec![(id.clone(), Bytes::from_static(b"a"))],
             now,
-            0,
         );
         assert_eq!(now_outcome(reply).assignment, Bytes::from_static(b"a"));
         assert_eq!(dirty.len(), 1);
@@ -1156,7 +1248,7 @@ mod tests {
             c.heartbeat("g", "x", None, 1, now),
             ResponseError::UnknownMemberId.code()
         );
-        let (code, _) = c.leave("g", &id, None, now, 0);
+        let (code, _) = c.leave("g", &id, None, now);
         assert_eq!(code, 0);
         assert!(!c.has_members("g"));
     }
@@ -1166,17 +1258,17 @@ mod tests {
         let c = ClassicGroups::new(settings(0));
         let now = Instant::now();
         let (a, _) = join_one(&c, now);
-        c.sync("g", &a, None, 1, None, None, vec![], now, 0);
+        c.sync("g", &a, None, 1, None, None, vec![], now);
         // B joins: the group prepares a rebalance; A learns it from its heartbeat and rejoins.
-        let (reply, _) = c.join(join_req("", None), now, 0);
+        let (reply, _) = c.join(join_req("", None), now);
         let b = now_outcome(reply).member_id;
-        let (b_reply, _) = c.join(join_req(&b, None), now, 0);
+        let (b_reply, _) = c.join(join_req(&b, None), now);
         assert!(matches!(b_reply, Reply::Later(_)));
         assert_eq!(
             c.heartbeat("g", &a, None, 1, now),
             ResponseError::RebalanceInProgress.code()
         );
-        let (a_reply, _) = c.join(join_req(&a, None), now, 0);
+        let (a_reply, _) = c.join(join_req(&a, None), now);
         let a_out = now_outcome(a_reply);
         let b_out = now_outcome(b_reply);
         assert_eq!((a_out.generation, b_out.generation), (2, 2));
@@ -1184,7 +1276,7 @@ mod tests {
         assert_eq!(a_out.members.len(), 2);
         assert!(b_out.members.is_empty());
         // B syncs first and waits for the leader.
-        let (b_sync, _) = c.sync("g", &b, None, 2, None, None, vec![], now, 0);
+        let (b_sync, _) = c.sync("g", &b, None, 2, None, None, vec![], now);
         let (a_sync, _) = c.sync(
             "g",
             &a,
@@ -1194,14 +1286,13 @@ mod tests {
             None,
             vec![(b.clone(), Bytes::from_static(b"for-b"))],
             now,
-            0,
         );
         assert_eq!(now_outcome(b_sync).assignment, Bytes::from_static(b"for-b"));
         assert_eq!(now_outcome(a_sync).assignment, Bytes::new());
         // B stops heartbeating: after its session timeout it is removed and A must rejoin.
         let later = now + Duration::from_secs(11);
         c.heartbeat("g", &a, None, 2, now + Duration::from_secs(9));
-        c.tick(later, 0);
+        c.tick(later);
         let desc = c.describe("g").expect("group");
         assert_eq!(desc.phase, Phase::PreparingRebalance);
         assert_eq!(desc.members.len(), 1);
@@ -1212,13 +1303,13 @@ mod tests {
         let c = ClassicGroups::new(settings(0));
         let now = Instant::now();
         let (a, _) = join_one(&c, now);
-        c.sync("g", &a, None, 1, None, None, vec![], now, 0);
-        let (reply, _) = c.join(join_req("", None), now, 0);
+        c.sync("g", &a, None, 1, None, None, vec![], now);
+        let (reply, _) = c.join(join_req("", None), now);
         let b = now_outcome(reply).member_id;
-        let (b_reply, _) = c.join(join_req(&b, None), now, 0);
+        let (b_reply, _) = c.join(join_req(&b, None), now);
         // A never rejoins; keep its session alive so only the rebalance timeout can remove it.
         let t = now + Duration::from_secs(31);
-        c.tick(t, 0);
+        c.tick(t);
         let out = now_outcome(b_reply);
         assert_eq!(out.generation, 2);
         assert_eq!(out.leader, b);
@@ -1229,7 +1320,7 @@ mod tests {
     fn static_member_rejoins_without_rebalance() {
         let c = ClassicGroups::new(settings(0));
         let now = Instant::now();
-        let (reply, _) = c.join(join_req("", Some("i1")), now, 0);
+        let (reply, _) = c.join(join_req("", Some("i1")), now);
         let first = now_outcome(reply);
         assert_eq!((first.error, first.generation), (0, 1));
         c.sync(
@@ -1241,13 +1332,12 @@ mod tests {
             None,
             vec![(first.member_id.clone(), Bytes::from_static(b"x"))],
             now,
-            0,
         );
         // Restart: new join without member id, same instance id, same metadata.
         // Restart with new subscription bytes under the same protocol: still no rebalance.
         let mut restarted = join_req("", Some("i1"));
         restarted.protocols = vec![("range".into(), Bytes::from_static(b"new-subscription"))];
-        let (reply, dirty) = c.join(restarted, now, 0);
+        let (reply, dirty) = c.join(restarted, now);
         let again = now_outcome(reply);
         assert_eq!(again.error, 0);
         assert_eq!(again.generation, 1, "no new generation");
@@ -1267,7 +1357,6 @@ mod tests {
             None,
             vec![],
             now,
-            0,
         );
         assert_eq!(now_outcome(sync).assignment, Bytes::from_static(b"x"));
         // The old incarnation is fenced.
@@ -1281,16 +1370,16 @@ mod tests {
     fn initial_delay_waits_for_more_members() {
         let c = ClassicGroups::new(settings(1000));
         let now = Instant::now();
-        let (reply, _) = c.join(join_req("", None), now, 0);
+        let (reply, _) = c.join(join_req("", None), now);
         let a = now_outcome(reply).member_id;
-        let (a_reply, _) = c.join(join_req(&a, None), now, 0);
+        let (a_reply, _) = c.join(join_req(&a, None), now);
         let Reply::Later(mut rx) = a_reply else {
             panic!("must wait for the initial delay")
         };
         assert!(rx.try_recv().is_err());
-        c.tick(now + Duration::from_millis(500), 0);
+        c.tick(now + Duration::from_millis(500));
         assert!(rx.try_recv().is_err());
-        c.tick(now + Duration::from_millis(1001), 0);
+        c.tick(now + Duration::from_millis(1001));
         assert_eq!(rx.try_recv().expect("joined").generation, 1);
     }
 
@@ -1300,20 +1389,20 @@ mod tests {
         let now = Instant::now();
         let mut waiting = Vec::new();
         for _ in 0..5 {
-            let (reply, _) = c.join(join_req("", None), now, 0);
+            let (reply, _) = c.join(join_req("", None), now);
             let id = now_outcome(reply).member_id;
-            let (reply, _) = c.join(join_req(&id, None), now, 0);
+            let (reply, _) = c.join(join_req(&id, None), now);
             let Reply::Later(rx) = reply else {
                 panic!("waits")
             };
             waiting.push(rx);
         }
-        c.tick(now + Duration::from_millis(1001), 0);
+        c.tick(now + Duration::from_millis(1001));
         assert!(
             waiting[0].try_recv().is_err(),
             "newcomers earn one more window"
         );
-        c.tick(now + Duration::from_millis(2002), 0);
+        c.tick(now + Duration::from_millis(2002));
         for rx in &mut waiting {
             assert_eq!(rx.try_recv().expect("joined").generation, 1);
         }
@@ -1334,13 +1423,45 @@ mod tests {
     }
 
     #[test]
+    fn a_leader_that_never_syncs_is_removed_at_the_rebalance_timeout() {
+        let c = ClassicGroups::new(settings(0));
+        let now = Instant::now();
+        let (a, joined) = join_one(&c, now);
+        assert_eq!(joined.generation, 1);
+        // The leader heartbeats but never sends SyncGroup.
+        c.heartbeat("g", &a, None, 1, now + Duration::from_secs(25));
+        c.tick(now + Duration::from_secs(31));
+        assert!(!c.has_members("g"), "the unsynced member is removed");
+    }
+
+    #[test]
+    fn static_members_survive_the_rebalance_timeout() {
+        let c = ClassicGroups::new(settings(0));
+        let now = Instant::now();
+        let (reply, _) = c.join(join_req("", Some("i1")), now);
+        let s = now_outcome(reply).member_id;
+        c.sync("g", &s, Some("i1"), 1, None, None, vec![], now);
+        let (reply, _) = c.join(join_req("", None), now);
+        let d = now_outcome(reply).member_id;
+        let (d_reply, _) = c.join(join_req(&d, None), now);
+        // The static member does not rejoin before the rebalance timeout but keeps heartbeating.
+        for t in [9, 18, 27] {
+            c.heartbeat("g", &s, Some("i1"), 1, now + Duration::from_secs(t));
+        }
+        c.tick(now + Duration::from_secs(31));
+        let out = now_outcome(d_reply);
+        assert_eq!(out.generation, 2);
+        assert!(c.describe("g").expect("g").members.iter().any(|m| m.0 == s));
+    }
+
+    #[test]
     fn protocol_checks() {
         let c = ClassicGroups::new(settings(0));
         let now = Instant::now();
         let mut bad = join_req("", None);
         bad.session_timeout = Duration::from_millis(1);
         assert_eq!(
-            now_outcome(c.join(bad, now, 0).0).error,
+            now_outcome(c.join(bad, now).0).error,
             ResponseError::InvalidSessionTimeout.code()
         );
         join_one(&c, now);
@@ -1348,7 +1469,7 @@ mod tests {
         other.protocols = vec![("roundrobin".into(), Bytes::new())];
         other.require_known_member_id = false;
         assert_eq!(
-            now_outcome(c.join(other, now, 0).0).error,
+            now_outcome(c.join(other, now).0).error,
             ResponseError::InconsistentGroupProtocol.code()
         );
     }

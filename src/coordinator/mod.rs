@@ -69,7 +69,7 @@ pub enum OffsetsValue {
 }
 
 impl OffsetsValue {
-    fn encode(&self) -> Bytes {
+    fn encode(&self) -> Result<Bytes, records::RecordFormatError> {
         match self {
             OffsetsValue::Offset(v) => v.encode(),
             OffsetsValue::Group(v) => v.encode(),
@@ -111,23 +111,25 @@ impl GroupCoordinator {
         ids
     }
 
-    /// Offsets committed before `cutoff_ms`, by group, skipping groups `keep` says are in use
-    /// (`offsets.retention.minutes` applies only to groups without members, as in Kafka).
+    /// Offsets older than `cutoff_ms` by Kafka's rule, by group: never for groups in use; all of them
+    /// for a group that has been empty since before the cutoff; by commit time for simple groups.
     pub fn expired_offsets(
         &self,
         cutoff_ms: i64,
-        keep: impl Fn(&str) -> bool,
+        expiry: impl Fn(&str) -> classic::OffsetExpiry,
     ) -> Vec<(String, Vec<OffsetsRecord>)> {
         let groups = self.lock();
         let mut expired = Vec::new();
         for (group, offsets) in groups.iter() {
-            if keep(group) {
-                continue;
-            }
+            let rule = expiry(group);
             let records: Vec<OffsetsRecord> = offsets
                 .offsets
                 .iter()
-                .filter(|(_, stored)| stored.value.commit_timestamp < cutoff_ms)
+                .filter(|(_, stored)| match rule {
+                    classic::OffsetExpiry::InUse => false,
+                    classic::OffsetExpiry::EmptySince(since) => since < cutoff_ms,
+                    classic::OffsetExpiry::CommitTime => stored.value.commit_timestamp < cutoff_ms,
+                })
                 .map(|((topic, partition), _)| offset_tombstone(group, topic, *partition))
                 .collect();
             if !records.is_empty() {
@@ -255,7 +257,9 @@ impl GroupCoordinator {
                             applied += 1;
                         }
                         Ok(None) => {}
-                        Err(e) => return Err(e.to_string()),
+                        Err(e) => {
+                            tracing::warn!(offset = record.offset, error = %e, "skipping unreadable {OFFSETS_TOPIC} record key");
+                        }
                     }
                 }
             }
@@ -329,10 +333,25 @@ pub async fn write_group_records(
         return Err(ResponseError::NotCoordinator.code());
     };
     let now = crate::handlers::now_ms();
-    let records: Vec<Record> = changes
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
+    let mut records: Vec<Record> = Vec::with_capacity(changes.len());
+    for (i, (key, value)) in changes.iter().enumerate() {
+        let encoded = key.encode().and_then(|k| {
+            value
+                .as_ref()
+                .map(OffsetsValue::encode)
+                .transpose()
+                .map(|v| (k, v))
+        });
+        let (key, value) = match encoded {
+            Ok(kv) => kv,
+            Err(e) => {
+                // A string beyond Kafka's int16 length cannot be stored; refuse rather than write a
+                // record that replay could not read.
+                tracing::warn!(group, error = %e, "refusing to store an unencodable group record");
+                return Err(ResponseError::InvalidCommitOffsetSize.code());
+            }
+        };
+        records.push(Record {
             transactional: false,
             control: false,
             delete_horizon: false,
@@ -346,11 +365,11 @@ pub async fn write_group_records(
             // sequence is -1, i.e. not an idempotent write.
             sequence: i as i32 - 1,
             timestamp: now,
-            key: Some(key.encode()),
-            value: value.as_ref().map(OffsetsValue::encode),
+            key: Some(key),
+            value,
             headers: IndexMap::new(),
-        })
-        .collect();
+        });
+    }
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,
@@ -444,7 +463,22 @@ mod tests {
             });
             c.apply(&key, Some(&value), log);
         }
-        let expired = c.expired_offsets(500, |g| g == "busy");
+        let expired = c.expired_offsets(500, |g| {
+            if g == "busy" {
+                classic::OffsetExpiry::InUse
+            } else {
+                classic::OffsetExpiry::CommitTime
+            }
+        });
+        // A group that emptied after the cutoff keeps even its old offsets.
+        assert!(c
+            .expired_offsets(500, |_| classic::OffsetExpiry::EmptySince(600))
+            .is_empty());
+        assert_eq!(
+            c.expired_offsets(500, |_| classic::OffsetExpiry::EmptySince(400))
+                .len(),
+            2
+        );
         assert_eq!(expired.len(), 1);
         assert_eq!(expired[0].0, "idle");
         assert_eq!(

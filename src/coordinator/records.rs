@@ -36,11 +36,14 @@ pub struct OffsetCommitValue {
 #[error("undecodable __consumer_offsets record: {0}")]
 pub struct RecordFormatError(pub &'static str);
 
-fn put_string(buf: &mut BytesMut, s: &str) {
-    // Kafka strings are at most i16::MAX bytes; group ids and topic names are far below that (topic names
-    // are <= 249, group ids are bounded by the request frame and rejected above this limit by the caller).
-    buf.put_i16(s.len() as i16);
+/// Kafka strings carry an int16 length: a longer string is refused, never written with a wrapped length
+/// (which would make the record, and replay of its partition, unreadable).
+fn put_string(buf: &mut BytesMut, s: &str) -> Result<(), RecordFormatError> {
+    let len =
+        i16::try_from(s.len()).map_err(|_| RecordFormatError("string longer than 32767 bytes"))?;
+    buf.put_i16(len);
     buf.put_slice(s.as_bytes());
+    Ok(())
 }
 
 fn get_string(buf: &mut Bytes) -> Result<String, RecordFormatError> {
@@ -73,7 +76,7 @@ fn get_i64(buf: &mut Bytes) -> Result<i64, RecordFormatError> {
 pub const MAX_GROUP_ID_LEN: usize = i16::MAX as usize;
 
 impl OffsetsKey {
-    pub fn encode(&self) -> Bytes {
+    pub fn encode(&self) -> Result<Bytes, RecordFormatError> {
         let mut buf = BytesMut::with_capacity(64);
         match self {
             OffsetsKey::OffsetCommit {
@@ -82,16 +85,16 @@ impl OffsetsKey {
                 partition,
             } => {
                 buf.put_i16(OFFSET_COMMIT_KEY_VERSION);
-                put_string(&mut buf, group);
-                put_string(&mut buf, topic);
+                put_string(&mut buf, group)?;
+                put_string(&mut buf, topic)?;
                 buf.put_i32(*partition);
             }
             OffsetsKey::GroupMetadata { group } => {
                 buf.put_i16(GROUP_METADATA_KEY_VERSION);
-                put_string(&mut buf, group);
+                put_string(&mut buf, group)?;
             }
         }
-        buf.freeze()
+        Ok(buf.freeze())
     }
 
     /// Decodes a key; `Ok(None)` for record types this broker does not use (Kafka writes further types
@@ -115,14 +118,14 @@ impl OffsetsKey {
 }
 
 impl OffsetCommitValue {
-    pub fn encode(&self) -> Bytes {
+    pub fn encode(&self) -> Result<Bytes, RecordFormatError> {
         let mut buf = BytesMut::with_capacity(32 + self.metadata.len());
         buf.put_i16(OFFSET_COMMIT_VALUE_VERSION);
         buf.put_i64(self.offset);
         buf.put_i32(self.leader_epoch);
-        put_string(&mut buf, &self.metadata);
+        put_string(&mut buf, &self.metadata)?;
         buf.put_i64(self.commit_timestamp);
-        buf.freeze()
+        Ok(buf.freeze())
     }
 
     /// Decodes value versions 0-3 (v1 carries an expire timestamp after the commit timestamp; v2 drops it;
@@ -159,7 +162,10 @@ mod tests {
             topic: "temperature".into(),
             partition: 7,
         };
-        assert_eq!(OffsetsKey::decode(key.encode()).expect("key"), Some(key));
+        assert_eq!(
+            OffsetsKey::decode(key.encode().expect("encode")).expect("key"),
+            Some(key)
+        );
         let value = OffsetCommitValue {
             offset: 42,
             leader_epoch: 3,
@@ -167,7 +173,7 @@ mod tests {
             commit_timestamp: 1_700_000_000_000,
         };
         assert_eq!(
-            OffsetCommitValue::decode(value.encode()).expect("value"),
+            OffsetCommitValue::decode(value.encode().expect("encode")).expect("value"),
             value
         );
     }
@@ -180,11 +186,22 @@ mod tests {
             partition: 1,
         };
         assert_eq!(
-            key.encode().as_ref(),
+            key.encode().expect("encode").as_ref(),
             &[0, 1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 1]
         );
         let group = OffsetsKey::GroupMetadata { group: "g".into() };
-        assert_eq!(group.encode().as_ref(), &[0, 2, 0, 1, b'g']);
+        assert_eq!(
+            group.encode().expect("encode").as_ref(),
+            &[0, 2, 0, 1, b'g']
+        );
+    }
+
+    #[test]
+    fn overlong_strings_are_refused_not_wrapped() {
+        let key = OffsetsKey::GroupMetadata {
+            group: "g".repeat(40_000),
+        };
+        assert!(key.encode().is_err());
     }
 
     #[test]
@@ -244,10 +261,13 @@ pub struct StoredMember {
 
 const GROUP_METADATA_VALUE_VERSION: i16 = 3;
 
-fn put_nullable_string(buf: &mut BytesMut, s: Option<&str>) {
+fn put_nullable_string(buf: &mut BytesMut, s: Option<&str>) -> Result<(), RecordFormatError> {
     match s {
         Some(s) => put_string(buf, s),
-        None => buf.put_i16(-1),
+        None => {
+            buf.put_i16(-1);
+            Ok(())
+        }
     }
 }
 
@@ -262,9 +282,11 @@ fn get_nullable_string(buf: &mut Bytes) -> Result<Option<String>, RecordFormatEr
     get_string(buf).map(Some)
 }
 
-fn put_bytes(buf: &mut BytesMut, b: &[u8]) {
-    buf.put_i32(b.len() as i32);
+fn put_bytes(buf: &mut BytesMut, b: &[u8]) -> Result<(), RecordFormatError> {
+    let len = i32::try_from(b.len()).map_err(|_| RecordFormatError("bytes longer than 2 GiB"))?;
+    buf.put_i32(len);
     buf.put_slice(b);
+    Ok(())
 }
 
 fn get_bytes(buf: &mut Bytes) -> Result<Bytes, RecordFormatError> {
@@ -279,26 +301,26 @@ fn get_bytes(buf: &mut Bytes) -> Result<Bytes, RecordFormatError> {
 }
 
 impl GroupMetadataValue {
-    pub fn encode(&self) -> Bytes {
+    pub fn encode(&self) -> Result<Bytes, RecordFormatError> {
         let mut buf = BytesMut::with_capacity(128);
         buf.put_i16(GROUP_METADATA_VALUE_VERSION);
-        put_string(&mut buf, &self.protocol_type);
+        put_string(&mut buf, &self.protocol_type)?;
         buf.put_i32(self.generation);
-        put_nullable_string(&mut buf, self.protocol.as_deref());
-        put_nullable_string(&mut buf, self.leader.as_deref());
+        put_nullable_string(&mut buf, self.protocol.as_deref())?;
+        put_nullable_string(&mut buf, self.leader.as_deref())?;
         buf.put_i64(self.current_state_timestamp);
         buf.put_i32(self.members.len() as i32);
         for m in &self.members {
-            put_string(&mut buf, &m.member_id);
-            put_nullable_string(&mut buf, m.group_instance_id.as_deref());
-            put_string(&mut buf, &m.client_id);
-            put_string(&mut buf, &m.client_host);
+            put_string(&mut buf, &m.member_id)?;
+            put_nullable_string(&mut buf, m.group_instance_id.as_deref())?;
+            put_string(&mut buf, &m.client_id)?;
+            put_string(&mut buf, &m.client_host)?;
             buf.put_i32(m.rebalance_timeout_ms);
             buf.put_i32(m.session_timeout_ms);
-            put_bytes(&mut buf, &m.subscription);
-            put_bytes(&mut buf, &m.assignment);
+            put_bytes(&mut buf, &m.subscription)?;
+            put_bytes(&mut buf, &m.assignment)?;
         }
-        buf.freeze()
+        Ok(buf.freeze())
     }
 
     /// Decodes versions 0-3 (v1 adds the rebalance timeout, v2 the state timestamp, v3 instance ids).
@@ -383,7 +405,7 @@ mod group_value_tests {
             }],
         };
         assert_eq!(
-            GroupMetadataValue::decode(value.encode()).expect("decode"),
+            GroupMetadataValue::decode(value.encode().expect("encode")).expect("decode"),
             value
         );
         let empty = GroupMetadataValue {
@@ -395,7 +417,7 @@ mod group_value_tests {
             members: vec![],
         };
         assert_eq!(
-            GroupMetadataValue::decode(empty.encode()).expect("decode"),
+            GroupMetadataValue::decode(empty.encode().expect("encode")).expect("decode"),
             empty
         );
     }
@@ -404,7 +426,7 @@ mod group_value_tests {
     fn lying_member_count_is_rejected() {
         let mut buf = BytesMut::new();
         buf.put_i16(3);
-        put_string(&mut buf, "consumer");
+        put_string(&mut buf, "consumer").expect("short string");
         buf.put_i32(1);
         buf.put_i16(-1);
         buf.put_i16(-1);

@@ -7,7 +7,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
-use super::{now_ms, str_bytes};
+use super::str_bytes;
 use crate::coordinator::classic::{JoinOutcome, JoinRequest, Reply};
 use crate::coordinator::records::MAX_GROUP_ID_LEN;
 use crate::dispatch::RequestContext;
@@ -57,7 +57,7 @@ pub async fn handle(
                 .collect(),
             require_known_member_id: version >= MEMBER_ID_REQUIRED_VERSION,
         };
-        let (reply, dirty) = broker.membership.join(join, Instant::now(), now_ms());
+        let (reply, dirty) = broker.membership.join(join, Instant::now());
         broker.persist_groups(dirty).await;
         match reply {
             Reply::Now(outcome) => outcome,

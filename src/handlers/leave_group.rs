@@ -5,7 +5,6 @@ use std::time::Instant;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
-use super::now_ms;
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
 
@@ -19,13 +18,10 @@ pub async fn handle(
 ) -> LeaveGroupResponse {
     let group = request.group_id.as_str();
     if ctx.api_version < BATCH_VERSION {
-        let (code, dirty) = broker.membership.leave(
-            group,
-            request.member_id.as_str(),
-            None,
-            Instant::now(),
-            now_ms(),
-        );
+        let (code, dirty) =
+            broker
+                .membership
+                .leave(group, request.member_id.as_str(), None, Instant::now());
         broker.persist_groups(dirty).await;
         return LeaveGroupResponse::default().with_error_code(code);
     }
@@ -36,7 +32,6 @@ pub async fn handle(
             m.member_id.as_str(),
             m.group_instance_id.as_ref().map(|s| s.as_str()),
             Instant::now(),
-            now_ms(),
         );
         broker.persist_groups(dirty).await;
         members.push(

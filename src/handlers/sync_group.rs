@@ -5,7 +5,7 @@ use std::time::Instant;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
-use super::{now_ms, str_bytes};
+use super::str_bytes;
 use crate::coordinator::classic::{Reply, SyncOutcome};
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
@@ -28,7 +28,6 @@ pub async fn handle(
             .map(|a| (a.member_id.to_string(), a.assignment.clone()))
             .collect(),
         Instant::now(),
-        now_ms(),
     );
     broker.persist_groups(dirty).await;
     let outcome = match reply {
