@@ -2,7 +2,8 @@
 same data directory and port, repeat; then every acknowledged record must be in the log
 at its acknowledged offset, and no record may appear twice.
 
-KAVKA_CRASH_CYCLES sets the number of kill/restart cycles (default 5, 3 when CI=true).
+KAVKA_CRASH_CYCLES sets the number of kill/restart cycles (default 5, 3 when CI=true);
+KAVKA_CRASH_SEED the seed of the random kill timing.
 """
 
 from __future__ import annotations
