@@ -12,11 +12,9 @@ use uuid::Uuid;
 
 use super::str_bytes;
 use crate::dispatch::RequestContext;
-use crate::metadata::{validate_topic_name, NewTopic, TopicImage};
+use crate::metadata::{validate_topic_name, NewTopic, TopicImage, INTERNAL_TOPICS};
 use crate::server::Broker;
 
-/// Topics whose layout belongs to a coordinator; never auto-created from a lookup.
-const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
 /// Kafka's "authorized operations not requested" marker.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 /// Without an authorizer every operation is allowed: READ(3) WRITE(4) CREATE(5) DELETE(6) ALTER(7)

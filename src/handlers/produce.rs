@@ -4,6 +4,9 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 
+use kavka_config::TopicConfig;
+use kavka_storage::batch::{BatchHeader, Compression};
+
 use super::{now_ms, storage_error_code, str_bytes};
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
@@ -17,18 +20,7 @@ const ZSTD_MIN_VERSION: i16 = 7;
 /// header carries the largest timestamp (exact for "after") and the first record's timestamp, which is
 /// the earliest for every producer we know of (records are batched in send order): "before" is checked
 /// on it rather than by decompressing every record on the produce path.
-fn check_timestamps(
-    records: &[u8],
-    broker: &kavka_config::BrokerConfig,
-    topic: &crate::metadata::TopicImage,
-    now: i64,
-) -> Result<(), String> {
-    let Ok(header) = kavka_storage::batch::BatchHeader::parse(records) else {
-        return Ok(()); // malformed: the log's validation reports it
-    };
-    let Ok(config) = kavka_config::TopicConfig::resolve(&topic.configs, broker) else {
-        return Ok(());
-    };
+fn check_timestamps(header: &BatchHeader, config: &TopicConfig, now: i64) -> Result<(), String> {
     if header.timestamp_type_is_log_append()
         || config.message_timestamp_type == kavka_config::TimestampType::LogAppendTime
     {
@@ -51,15 +43,6 @@ fn check_timestamps(
         )),
         None => Ok(()),
     }
-}
-
-/// Whether the first batch of a records blob is zstd-compressed (attributes bits 0-2 == 4). Anything too
-/// short to tell is left to the log's full validation.
-fn uses_zstd(records: &[u8]) -> bool {
-    kavka_storage::batch::BatchHeader::parse(records)
-        .ok()
-        .and_then(|h| h.compression().ok())
-        == Some(kavka_storage::batch::Compression::Zstd)
 }
 
 pub async fn handle(
@@ -102,6 +85,10 @@ pub async fn handle(
             image = broker.image();
             topic = image.topic(&topic_data.name).cloned();
         }
+        // Resolved once per topic, not per partition: it parses every override.
+        let topic_config = topic
+            .as_ref()
+            .and_then(|t| TopicConfig::resolve(&t.configs, &broker.config).ok());
         let unknown_topic_error = if version >= TOPIC_ID_VERSION {
             ResponseError::UnknownTopicId
         } else {
@@ -146,7 +133,10 @@ pub async fn handle(
                 ));
                 continue;
             };
-            if version < ZSTD_MIN_VERSION && uses_zstd(&records) {
+            // A header too short to parse is left to the log's full validation.
+            let header = BatchHeader::parse(&records).ok();
+            let zstd = header.and_then(|h| h.compression().ok()) == Some(Compression::Zstd);
+            if version < ZSTD_MIN_VERSION && zstd {
                 partition_responses.push(error(
                     ResponseError::UnsupportedCompressionType.code(),
                     Some(format!(
@@ -155,10 +145,12 @@ pub async fn handle(
                 ));
                 continue;
             }
-            if let Err(message) = check_timestamps(&records, &broker.config, topic, now_ms()) {
-                partition_responses
-                    .push(error(ResponseError::InvalidTimestamp.code(), Some(message)));
-                continue;
+            if let (Some(header), Some(config)) = (&header, &topic_config) {
+                if let Err(message) = check_timestamps(header, config, now_ms()) {
+                    partition_responses
+                        .push(error(ResponseError::InvalidTimestamp.code(), Some(message)));
+                    continue;
+                }
             }
             if acks == -1 {
                 let isr = topic
@@ -166,11 +158,10 @@ pub async fn handle(
                     .get(index as usize)
                     .map(|p| p.isr.len())
                     .unwrap_or(0);
-                let min_isr = topic
-                    .configs
-                    .get("min.insync.replicas")
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .unwrap_or(broker.config.min_insync_replicas as usize);
+                let min_isr = topic_config
+                    .as_ref()
+                    .map_or(broker.config.min_insync_replicas, |c| c.min_insync_replicas)
+                    .max(0) as usize;
                 if isr < min_isr {
                     partition_responses.push(error(
                         ResponseError::NotEnoughReplicas.code(),

@@ -26,10 +26,13 @@ pub struct TopicImage {
     pub configs: BTreeMap<String, String>,
 }
 
+/// Kafka's internal topics: flagged in Metadata, never produced to by clients, and created only by the
+/// coordinators that own them (never auto-created by a lookup).
+pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
+
 impl TopicImage {
-    /// Internal topics (`__consumer_offsets`, `__transaction_state`) are flagged in Metadata responses.
     pub fn is_internal(&self) -> bool {
-        self.name == "__consumer_offsets" || self.name == "__transaction_state"
+        INTERNAL_TOPICS.contains(&self.name.as_str())
     }
 }
 

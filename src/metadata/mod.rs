@@ -14,7 +14,7 @@ pub use controller::{
     validate_topic_name, Controller, ControllerError, NewTopic, TopicDefaults, TopicRef,
     MAX_PARTITIONS_PER_REQUEST,
 };
-pub use image::{MetadataImage, PartitionImage, TopicImage};
+pub use image::{MetadataImage, PartitionImage, TopicImage, INTERNAL_TOPICS};
 pub use log::{MetadataLog, METADATA_LOG_FILE};
 pub use records::MetadataRecord;
 
