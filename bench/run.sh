@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Kavka benchmark: produce throughput and latency (p50/p99), consume throughput, and this
 # machine's own limits (sequential write bandwidth with dd, loopback TCP with iperf3), all in
-# one run, written as a Markdown table to bench/results/. Not part of CI.
+# one run, written as a Markdown table to bench/results/; then the consumer-group benchmarks
+# (group vs assign() throughput, rebalance times). Not part of CI.
 #
 # Usage: bench/run.sh
 # Environment:
@@ -10,6 +11,10 @@
 #   BENCH_RECORDS_1K    records per 1 KiB run (default 500000, ~488 MiB)
 #   BENCH_RECORDS_100   records per 100-byte run (default 2000000, ~191 MiB)
 #   BENCH_LATENCY_RATE  records/s of the paced latency runs (default 10000)
+#   BENCH_SECTIONS      which parts to run: "core" (produce/consume/latency and machine limits),
+#                       "groups" (consumer groups); default "core groups"
+#   BENCH_GROUP_RECORDS 1 KiB records preloaded for group-vs-assign (default 300000, ~293 MiB)
+#   BENCH_GROUP_ROUNDS  alternating assign/group rounds of group-vs-assign (default 6)
 #   KAVKA_BIN           broker binary (default: build target/release/kavka)
 # Needs: cmake and libcurl4-openssl-dev (librdkafka build), iperf3, python3.
 set -euo pipefail
@@ -18,6 +23,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench-data}
 RECORDS_1K=${BENCH_RECORDS_1K:-500000}
 RECORDS_100=${BENCH_RECORDS_100:-2000000}
+SECTIONS=" ${BENCH_SECTIONS:-core groups} "
+GROUP_RECORDS=${BENCH_GROUP_RECORDS:-300000}
+GROUP_ROUNDS=${BENCH_GROUP_ROUNDS:-6}
+has() { [[ "$SECTIONS" == *" $1 "* ]]; }
 OUT_DIR="$ROOT/bench/results"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT="$OUT_DIR/results-$STAMP.md"
@@ -63,6 +72,7 @@ KERNEL=$(uname -r)
 FS=$(df -T "$RUN_DIR" | awk 'NR==2 { print $1 " (" $2 ")" }')
 
 # ---- machine limits ----------------------------------------------------------------------
+if has core; then
 log "dd: sequential write 1 GiB with fdatasync in $RUN_DIR"
 DD_OUT=$(dd if=/dev/zero of="$RUN_DIR/dd.bin" bs=1M count=1024 conv=fdatasync 2>&1 | tail -1)
 rm -f "$RUN_DIR/dd.bin"
@@ -85,6 +95,7 @@ IPERF_MIB=$(python3 -c "print(f'{$IPERF_BPS / 8 / 1048576:.1f}')")
 wait "$IPERF_PID" 2>/dev/null || true
 IPERF_PID=""
 log "iperf3: $IPERF_MIB MiB/s"
+fi
 
 # ---- broker ------------------------------------------------------------------------------
 PORT=$(free_port)
@@ -92,6 +103,7 @@ mkdir -p "$RUN_DIR/kavka"
 "$KAVKA_BIN" broker \
     --override "listeners=PLAINTEXT://127.0.0.1:$PORT" \
     --override "log.dirs=$RUN_DIR/kavka" \
+    --override "group.initial.rebalance.delay.ms=0" \
     >"$RUN_DIR/broker.log" 2>&1 &
 BROKER_PID=$!
 for _ in $(seq 300); do
@@ -105,6 +117,8 @@ log "broker pid $BROKER_PID on $BOOT"
 field() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2 }'; }
 
 ROWS=""
+LAT_ROWS=""
+if has core; then
 BEST_P1K=0
 BEST_C1K=0
 BEST_R1K=0
@@ -150,16 +164,54 @@ done
 P_RATIO=$(python3 -c "print(f'{100 * $BEST_P1K / $DD_MIB:.0f}')")
 C_RATIO=$(python3 -c "print(f'{100 * $BEST_C1K / $IPERF_MIB:.0f}')")
 R_RATIO=$(python3 -c "print(f'{100 * $BEST_R1K / $IPERF_MIB:.0f}')")
+fi
+
+# ---- consumer groups ---------------------------------------------------------------------
+# The broker runs with group.initial.rebalance.delay.ms=0 (Kafka's default is 3000), so the
+# join and rebalance times below carry no deliberate broker wait.
+GVA_ROWS=""
+RB_ROWS=""
+KIP848=no
+if has groups; then
+    KIP848=$("$GEN" has-kip848 --bootstrap "$BOOT" | sed 's/kip848=//')
+    PROTOCOLS="classic"
+    [[ $KIP848 == yes ]] && PROTOCOLS="classic consumer"
+    for proto in $PROTOCOLS; do
+        log "group-vs-assign protocol=$proto records=$GROUP_RECORDS rounds=$GROUP_ROUNDS"
+        G=$("$GEN" group-vs-assign --bootstrap "$BOOT" --count "$GROUP_RECORDS" --rounds "$GROUP_ROUNDS" --protocol "$proto")
+        echo "$G" | sed 's/^/[bench]   /' >&2
+        S=$(echo "$G" | grep 'summary=1')
+        GVA_ROWS+="| $proto | $(field "$S" records) | $(field "$S" rounds) | $(field "$S" assign_mib_per_s) | $(field "$S" group_mib_per_s) | **$(field "$S" ratio)** | $(field "$S" join_ms) | $(field "$S" group_incl_join_mib_per_s) | $(field "$S" ratio_incl_join) | $(field "$S" commits) | $(field "$S" assign_runs) | $(field "$S" group_runs) |"$'\n'
+    done
+    # Classic members learn of a rebalance on their next heartbeat (heartbeat.interval.ms,
+    # librdkafka default 3000): the 100 ms runs show how much of the wall time that is.
+    RB_CASES="classic:range:default classic:cooperative-sticky:default classic:range:100 classic:cooperative-sticky:100"
+    [[ $KIP848 == yes ]] && RB_CASES+=" consumer:uniform:default"
+    for case in $RB_CASES; do
+        IFS=: read -r proto assignor hb <<<"$case"
+        hb_arg=()
+        [[ $hb != default ]] && hb_arg=(--heartbeat-ms "$hb")
+        log "rebalance protocol=$proto assignor=$assignor heartbeat=$hb"
+        R=$("$GEN" rebalance --bootstrap "$BOOT" --partitions 100 --members 10 --protocol "$proto" --assignor "$assignor" "${hb_arg[@]}")
+        echo "$R" | sed 's/^/[bench]   /' >&2
+        S=$(echo "$R" | grep 'summary=1')
+        L=$(python3 "$ROOT/bench/group_log.py" "$RUN_DIR/broker.log" "$(field "$S" group)")
+        log "  broker log: $L"
+        RB_ROWS+="| $proto | $assignor | $(field "$S" heartbeat_ms) | $(field "$S" join_secs) | $(field "$S" add_secs) | $(field "$S" remove_secs) | $(field "$L" rebalances) | $(field "$L" rejoin_wait_total_ms) | $(field "$L" sync_max_ms) |"$'\n'
+    done
+fi
+
 KAVKA_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 {
     echo "# Kavka benchmark run $STAMP"
     echo
     echo "- Machine: $CPU, $CORES cores, $MEM RAM, Linux $KERNEL; data on $FS"
-    echo "- Kavka revision: $KAVKA_REV; broker defaults (no fsync per write: log.flush.interval.messages unset)"
+    echo "- Kavka revision: $KAVKA_REV; broker defaults (no fsync per write: log.flush.interval.messages unset) except group.initial.rebalance.delay.ms=0, which only affects group joins"
     echo "- Load generator: bench/ (rdkafka 0.39 / librdkafka), linger.ms=5, batch.size=1000000, no compression, null keys; one producer process, one consumer process, on the same machine as the broker"
-    echo "- Command: bench/run.sh (BENCH_RECORDS_1K=$RECORDS_1K BENCH_RECORDS_100=$RECORDS_100)"
+    echo "- Command: bench/run.sh (BENCH_SECTIONS=\"$(echo $SECTIONS)\" BENCH_RECORDS_1K=$RECORDS_1K BENCH_RECORDS_100=$RECORDS_100 BENCH_GROUP_RECORDS=$GROUP_RECORDS BENCH_GROUP_ROUNDS=$GROUP_ROUNDS)"
     echo
+    if has core; then
     echo "## Machine limits (same run)"
     echo
     echo "| measure | result |"
@@ -192,6 +244,39 @@ KAVKA_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown
     echo "| produce 1 KiB (best) / disk write bandwidth >= 50% | $BEST_P1K / $DD_MIB MiB/s = $P_RATIO% |"
     echo "| consume 1 KiB (best) / loopback bandwidth >= 30% | $BEST_C1K / $IPERF_MIB MiB/s = $C_RATIO% |"
     echo "| raw fetch 1 KiB (best) / loopback bandwidth | $BEST_R1K / $IPERF_MIB MiB/s = $R_RATIO% |"
+    echo
+    fi
+    if has groups; then
+    echo "## Consumer groups"
+    echo
+    echo "Broker started with \`group.initial.rebalance.delay.ms=0\`. KIP-848 (ApiVersions key 68) advertised: $KIP848."
+    echo
+    echo "### Group vs assign()"
+    echo
+    echo "\`kavka-bench group-vs-assign\`: one 8-partition topic of 1 KiB records read to its end by a fresh"
+    echo "consumer per run, alternating assign() of every partition from offset 0 and subscribe() in a"
+    echo "fresh group (auto commit every 100 ms, as librdkafka's auto commit but 50x more often)."
+    echo "MiB/s is from the first record to the last for both, median of the rounds; \"ratio\" (group/assign)"
+    echo "compares these. \"incl. join\" counts the group member's time from subscribe() to the first"
+    echo "record too (\"join ms\", median). Every run's figure is listed in the last two columns."
+    echo
+    echo "| protocol | records | rounds | assign MiB/s | group MiB/s | ratio | join ms | group incl. join MiB/s | ratio incl. join | commits | assign runs | group runs |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    printf "%s" "$GVA_ROWS"
+    echo
+    echo "### Rebalance: 10 members, 100 partitions"
+    echo
+    echo "\`kavka-bench rebalance\`: 10 consumers (one process, session.timeout.ms=10000) subscribe at once;"
+    echo "\"join\" is from the first subscribe() until the 10 members own all 100 partitions, each once;"
+    echo "\"add\" the same after an 11th member subscribes, \"remove\" after one member closes."
+    echo "From the broker's log: \"rejoin wait\" is the time the broker waited for members to rejoin"
+    echo "(paced by their heartbeat interval), \"sync max\" the longest join-complete-to-stable step"
+    echo "(assignment by the leader plus SyncGroup)."
+    echo
+    echo "| protocol | assignor | heartbeat ms | join s | add s | remove s | rebalances | rejoin wait total ms | sync max ms |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    printf "%s" "$RB_ROWS"
+    fi
 } >"$OUT"
 cat "$OUT"
 log "written to $OUT"

@@ -5,7 +5,8 @@
 #   2. creates .venv with the pinned Python clients (compat/python/requirements.txt),
 #   3. cargo fmt --check, cargo clippy -D warnings, cargo test, cargo build --release,
 #   4. the client-compatibility suites against the release binary (compat/python, compat/kcat),
-#   5. further suites listed in EXTRA_SUITES below (e.g. scripts/rdkafka-suite.sh).
+#   5. further suites listed in EXTRA_SUITES below (scripts/rdkafka-suite.sh,
+#      scripts/java-clients.sh).
 # Every step runs even if an earlier one failed (except suites that need the release
 # binary when its build failed); the script prints a summary and exits non-zero if any
 # step failed.
@@ -42,10 +43,11 @@ fi
 # to add a suite. Each script gets KAVKA_BIN (the release binary) and the venv on PATH.
 EXTRA_SUITES=(
     "rdkafka-suite|scripts/rdkafka-suite.sh"
+    "java-clients|scripts/java-clients.sh"
 )
 
 DEBIAN_PACKAGES=(build-essential pkg-config cmake libcurl4-openssl-dev libssl-dev zlib1g-dev
-                 libzstd-dev kcat)
+                 libzstd-dev kcat openjdk-17-jdk-headless)
 
 # ---------------------------------------------------------------- step bookkeeping
 declare -a RESULTS=()

@@ -4,6 +4,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
+use kavka_config::BrokerConfig;
 
 use crate::handlers;
 use crate::network::ConnectionContext;
@@ -37,7 +38,22 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::Heartbeat, 0, 4),
     (ApiKey::LeaveGroup, 0, 5),
+    // KIP-848, only while `consumer` is in group.coordinator.rebalance.protocols (see `enabled`).
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
+
+/// Whether the configuration enables an API: the consumer group protocol can be switched off, and then
+/// is neither advertised nor served, as in Kafka.
+fn enabled(api_key: ApiKey, config: &BrokerConfig) -> bool {
+    match api_key {
+        ApiKey::ConsumerGroupHeartbeat | ApiKey::ConsumerGroupDescribe => config
+            .group_coordinator_rebalance_protocols
+            .iter()
+            .any(|p| p == "consumer"),
+        _ => true,
+    }
+}
 
 /// Lowest Produce version actually served (Kafka 4 removed v0-v2).
 const MIN_SERVED_PRODUCE_VERSION: i16 = 3;
@@ -61,10 +77,10 @@ pub enum FrameOutcome {
     Close(String),
 }
 
-fn supported_range(api_key: ApiKey) -> Option<(i16, i16)> {
+fn supported_range(api_key: ApiKey, config: &BrokerConfig) -> Option<(i16, i16)> {
     SUPPORTED_APIS
         .iter()
-        .find(|(k, _, _)| *k == api_key)
+        .find(|(k, _, _)| *k == api_key && enabled(*k, config))
         .map(|(_, min, max)| (*min, *max))
 }
 
@@ -76,7 +92,7 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
         return FrameOutcome::Close(format!("unknown API key {}", peeked.api_key));
     };
     let version = peeked.api_version;
-    let Some((min, max)) = supported_range(api_key) else {
+    let Some((min, max)) = supported_range(api_key, &broker.config) else {
         return FrameOutcome::Close(format!(
             "API {api_key:?} (key {}) is not supported by this broker",
             peeked.api_key
@@ -88,7 +104,9 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
             peeked.correlation_id,
             0,
             0,
-            &ResponseKind::ApiVersions(handlers::api_versions::unsupported_version_response()),
+            &ResponseKind::ApiVersions(handlers::api_versions::unsupported_version_response(
+                broker,
+            )),
         );
     }
     if !(min..=max).contains(&version)
@@ -126,7 +144,7 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
     };
     let response = match request {
         RequestKind::ApiVersions(req) => {
-            ResponseKind::ApiVersions(handlers::api_versions::handle(&ctx, req))
+            ResponseKind::ApiVersions(handlers::api_versions::handle(broker, &ctx, req))
         }
         RequestKind::Metadata(req) => {
             ResponseKind::Metadata(handlers::metadata::handle(broker, &ctx, req).await)
@@ -200,6 +218,12 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
         RequestKind::ListGroups(req) => {
             ResponseKind::ListGroups(handlers::list_groups::handle(broker, &ctx, req))
         }
+        RequestKind::ConsumerGroupHeartbeat(req) => ResponseKind::ConsumerGroupHeartbeat(
+            handlers::consumer_group_heartbeat::handle(broker, &ctx, req).await,
+        ),
+        RequestKind::ConsumerGroupDescribe(req) => ResponseKind::ConsumerGroupDescribe(
+            handlers::consumer_group_describe::handle(broker, &ctx, req),
+        ),
         RequestKind::DescribeGroups(req) => {
             ResponseKind::DescribeGroups(handlers::describe_groups::handle(broker, &ctx, req))
         }
@@ -247,10 +271,12 @@ fn encode_response(
 }
 
 /// The ApiVersions entries advertised to clients.
-pub fn advertised_api_versions() -> Vec<kafka_protocol::messages::api_versions_response::ApiVersion>
-{
+pub fn advertised_api_versions(
+    config: &BrokerConfig,
+) -> Vec<kafka_protocol::messages::api_versions_response::ApiVersion> {
     SUPPORTED_APIS
         .iter()
+        .filter(|(key, _, _)| enabled(*key, config))
         .map(|(key, min, max)| {
             kafka_protocol::messages::api_versions_response::ApiVersion::default()
                 .with_api_key(*key as i16)
@@ -314,6 +340,12 @@ mod tests {
             ApiKey::OffsetDelete => RequestKind::OffsetDelete(OffsetDeleteRequest::default()),
             ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
             ApiKey::DescribeGroups => RequestKind::DescribeGroups(DescribeGroupsRequest::default()),
+            ApiKey::ConsumerGroupHeartbeat => {
+                RequestKind::ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest::default())
+            }
+            ApiKey::ConsumerGroupDescribe => {
+                RequestKind::ConsumerGroupDescribe(ConsumerGroupDescribeRequest::default())
+            }
             ApiKey::DeleteGroups => RequestKind::DeleteGroups(DeleteGroupsRequest::default()),
             // Unknown members get an immediate error answer (no waiting on a rebalance).
             ApiKey::JoinGroup => RequestKind::JoinGroup(
@@ -383,7 +415,10 @@ mod tests {
             membership: crate::coordinator::classic::ClassicGroups::new(
                 crate::server::group_settings(&broker_config),
             ),
-            group_writes: tokio::sync::Mutex::new(()),
+            consumers: crate::coordinator::consumer::ConsumerGroups::new(
+                crate::server::consumer_group_settings(&broker_config),
+            ),
+            group_writes: Default::default(),
         };
         let conn = ConnectionContext {
             peer: "127.0.0.1:1".parse().expect("addr"),

@@ -8,8 +8,13 @@ use std::time::Duration;
 use kavka_config::BrokerConfig;
 use tokio::sync::watch;
 
-use crate::coordinator::classic::{ClassicGroups, GroupSettings};
-use crate::coordinator::{GroupCoordinator, OFFSETS_TOPIC};
+use crate::coordinator::classic::{ClassicGroups, GroupSettings, OffsetExpiry};
+use crate::coordinator::consumer::{self, ConsumerGroups, ConsumerSettings};
+use crate::coordinator::consumer_records::{ConsumerGroupKey, ConsumerGroupValue};
+use crate::coordinator::records::OffsetsKey;
+use crate::coordinator::{
+    ConsumerGroupRecords, GroupCoordinator, OffsetsRecord, OffsetsValue, OFFSETS_TOPIC,
+};
 use crate::handlers::now_ms;
 use crate::metadata::{Controller, ControllerError, MetadataError, MetadataImage, TopicDefaults};
 use crate::network::{bind_listeners, run_listener};
@@ -39,8 +44,11 @@ pub struct Broker {
     pub groups: GroupCoordinator,
     /// Classic group membership (JoinGroup/SyncGroup/Heartbeat/LeaveGroup).
     pub membership: ClassicGroups,
-    /// Serializes membership writes to `__consumer_offsets` (see `persist_groups`).
-    pub group_writes: tokio::sync::Mutex<()>,
+    /// Consumer-protocol groups (KIP-848: ConsumerGroupHeartbeat).
+    pub consumers: ConsumerGroups,
+    /// Serializes membership writes to `__consumer_offsets` (see `persist_groups`); holds the consumer
+    /// group records as last written, so that only what changed is appended.
+    pub group_writes: tokio::sync::Mutex<ConsumerGroupRecords>,
 }
 
 impl Broker {
@@ -68,6 +76,74 @@ impl Broker {
                 tracing::warn!(group = %group, error_code = code, "cannot store group membership");
             }
         }
+    }
+}
+
+impl Broker {
+    /// Writes the records of consumer groups whose state changed: what differs from the last write, and
+    /// tombstones for what is gone (a departed member, a deleted group). Returns the Kafka error code of
+    /// a failed write, which the caller answers with.
+    pub async fn persist_consumer_groups(&self, dirty: Vec<String>) -> Result<(), i16> {
+        let mut written = self.group_writes.lock().await;
+        let mut result = Ok(());
+        for group in dirty {
+            let wanted = self
+                .consumers
+                .group(&group)
+                .map(|g| consumer::group_records(&group, &g))
+                .unwrap_or_default();
+            let old = written.get(&group);
+            let mut changes: Vec<OffsetsRecord> = Vec::new();
+            // Kafka's order: member metadata, group epoch, targets, then current assignments; removals
+            // current assignment first.
+            let mut upserts: Vec<(&ConsumerGroupKey, &ConsumerGroupValue)> = wanted
+                .iter()
+                .filter(|(k, v)| old.and_then(|o| o.get(*k)) != Some(*v))
+                .collect();
+            upserts.sort_by_key(|(k, _)| write_rank(k));
+            for (k, v) in upserts {
+                changes.push((
+                    OffsetsKey::ConsumerGroup(k.clone()),
+                    Some(OffsetsValue::ConsumerGroup(v.clone())),
+                ));
+            }
+            if let Some(old) = old {
+                let mut gone: Vec<&ConsumerGroupKey> =
+                    old.keys().filter(|k| !wanted.contains_key(*k)).collect();
+                gone.sort_by_key(|k| std::cmp::Reverse(k.record_type()));
+                changes.extend(
+                    gone.into_iter()
+                        .map(|k| (OffsetsKey::ConsumerGroup(k.clone()), None)),
+                );
+            }
+            if changes.is_empty() {
+                continue;
+            }
+            match crate::coordinator::write_group_records(self, &group, changes).await {
+                Ok(()) => {
+                    if wanted.is_empty() {
+                        written.remove(&group);
+                    } else {
+                        written.insert(group, wanted);
+                    }
+                }
+                Err(code) => {
+                    tracing::warn!(group = %group, error_code = code, "cannot store consumer group state");
+                    result = Err(code);
+                }
+            }
+        }
+        result
+    }
+}
+
+fn write_rank(key: &ConsumerGroupKey) -> u8 {
+    match key {
+        ConsumerGroupKey::MemberMetadata { .. } => 0,
+        ConsumerGroupKey::Metadata { .. } => 1,
+        ConsumerGroupKey::TargetAssignmentMember { .. } => 2,
+        ConsumerGroupKey::TargetAssignmentMetadata { .. } => 3,
+        ConsumerGroupKey::CurrentMemberAssignment { .. } => 4,
     }
 }
 
@@ -210,7 +286,8 @@ pub async fn run(
         replicas: replicas.clone(),
         groups: GroupCoordinator::default(),
         membership: ClassicGroups::new(group_settings(&config)),
-        group_writes: tokio::sync::Mutex::new(()),
+        consumers: ConsumerGroups::new(consumer_group_settings(&config)),
+        group_writes: tokio::sync::Mutex::new(ConsumerGroupRecords::new()),
     });
     load_group_state(&broker).await;
     let listeners = bind_listeners(&config).await?;
@@ -261,7 +338,23 @@ async fn load_group_state(broker: &Broker) {
             continue;
         };
         match broker.groups.replay(&partition, &broker.membership).await {
-            Ok(n) => records += n,
+            Ok((n, consumer_groups)) => {
+                records += n;
+                let now = std::time::Instant::now();
+                let session = broker.consumers.settings().session_timeout;
+                let mut written = broker.group_writes.lock().await;
+                for (group, stored) in consumer_groups {
+                    if let Some(state) =
+                        consumer::group_from_records(&stored, now, now_ms(), session)
+                    {
+                        // A group is of one type: the consumer group's records are the newer.
+                        broker.membership.remove_group(&group);
+                        broker.consumers.restore(&group, state);
+                    }
+                    // Remembered even if incomplete, so the next write tombstones what is stale.
+                    written.insert(group, stored);
+                }
+            }
             Err(e) => {
                 tracing::error!(partition = p.partition, error = %e, "cannot replay {OFFSETS_TOPIC}")
             }
@@ -286,6 +379,17 @@ pub fn group_settings(config: &BrokerConfig) -> GroupSettings {
     }
 }
 
+/// Consumer-protocol group settings from the broker configuration.
+pub fn consumer_group_settings(config: &BrokerConfig) -> ConsumerSettings {
+    let ms = |v: i32| Duration::from_millis(v.max(0) as u64);
+    ConsumerSettings {
+        session_timeout: ms(config.group_consumer_session_timeout_ms),
+        heartbeat_interval: ms(config.group_consumer_heartbeat_interval_ms),
+        max_size: config.group_consumer_max_size.max(1) as usize,
+        assignors: config.group_consumer_assignors.clone(),
+    }
+}
+
 /// Expires group sessions and rebalance deadlines. 100 ms is well below any session timeout Kafka allows
 /// (group.min.session.timeout.ms defaults to 6 s).
 async fn group_timer(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
@@ -300,6 +404,8 @@ async fn group_timer(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
                 let now = std::time::Instant::now();
                 let dirty = broker.membership.tick(now);
                 broker.persist_groups(dirty).await;
+                let dirty = broker.consumers.tick(now, now_ms());
+                let _ = broker.persist_consumer_groups(dirty).await;
                 if now >= next_retention_check {
                     next_retention_check = now + retention_check;
                     expire_offsets(&broker).await;
@@ -315,9 +421,12 @@ async fn group_timer(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
 async fn expire_offsets(broker: &Broker) {
     let retention_ms = i64::from(broker.config.offsets_retention_minutes) * 60_000;
     let cutoff = now_ms().saturating_sub(retention_ms);
-    let expired = broker
-        .groups
-        .expired_offsets(cutoff, |group| broker.membership.offset_expiry(group));
+    let expired = broker.groups.expired_offsets(cutoff, |group| {
+        broker
+            .consumers
+            .offset_expiry(group)
+            .unwrap_or_else(|| broker.membership.offset_expiry(group))
+    });
     for (group, records) in expired {
         let count = records.len();
         match crate::coordinator::write_group_records(broker, &group, records).await {
@@ -327,6 +436,30 @@ async fn expire_offsets(broker: &Broker) {
             Err(code) => {
                 tracing::warn!(group = %group, error_code = code, "cannot expire committed offsets")
             }
+        }
+    }
+    // An empty consumer group with no offsets left is deleted, as Kafka does once its offsets expire.
+    let gone: Vec<String> = broker
+        .consumers
+        .group_ids()
+        .into_iter()
+        .filter(|g| {
+            !broker.consumers.has_members(g)
+                && broker.groups.group(g).is_none()
+                && matches!(
+                    broker.consumers.offset_expiry(g),
+                    Some(OffsetExpiry::EmptySince(since)) if since < cutoff
+                )
+        })
+        .collect();
+    for group in gone {
+        broker.consumers.remove_group(&group);
+        if broker
+            .persist_consumer_groups(vec![group.clone()])
+            .await
+            .is_ok()
+        {
+            tracing::info!(group = %group, "empty consumer group deleted (offsets.retention.minutes)");
         }
     }
 }

@@ -5,6 +5,12 @@
 //! kavka-bench consume --bootstrap HOST:PORT --topic T --partitions P --count N
 //! kavka-bench create-topic --bootstrap HOST:PORT --topic T --partitions P
 //! kavka-bench fetch-raw --bootstrap HOST:PORT --topic T --partitions P
+//! kavka-bench group-vs-assign --bootstrap HOST:PORT [--partitions 8] [--size 1024] [--count 300000]
+//!             [--rounds 3] [--commit-interval-ms 100] [--protocol classic|consumer]
+//! kavka-bench rebalance --bootstrap HOST:PORT [--partitions 100] [--members 10]
+//!             [--assignor range|cooperative-sticky] [--session-timeout-ms 10000]
+//!             [--heartbeat-ms MS] [--protocol classic|consumer]
+//! kavka-bench has-kip848 --bootstrap HOST:PORT
 //! ```
 //! `fetch-raw` reads every partition from offset 0 to its end with plain Fetch v12 requests
 //! (8 MiB per partition, one connection, no decoding of records): the broker's read path
@@ -25,6 +31,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+mod group;
 
 /// Parsed `--key value` options.
 struct Args {
@@ -56,6 +64,13 @@ impl Args {
 
     fn num(&self, k: &str) -> Result<u64, String> {
         self.get(k)?.parse().map_err(|e| format!("--{k}: {e}"))
+    }
+
+    fn num_or(&self, k: &str, default: u64) -> Result<u64, String> {
+        match self.opts.get(k) {
+            Some(v) => v.parse().map_err(|e| format!("--{k}: {e}")),
+            None => Ok(default),
+        }
     }
 }
 
@@ -196,19 +211,16 @@ impl ClientContext for StderrLogContext {
 
 impl rdkafka::consumer::ConsumerContext for StderrLogContext {}
 
-fn consume(a: &Args) -> Result<(), String> {
-    let bootstrap = a.get("bootstrap")?;
-    let topic = a.get("topic")?;
-    let partitions = a.num("partitions")? as i32;
-    let count = a.num("count")?;
+/// The fetch settings every consumer of the benchmark shares, so that `consume`, and both
+/// variants of `group-vs-assign`, differ only in how partitions are obtained.
+fn consumer_base_config(bootstrap: &str) -> Result<ClientConfig, String> {
     let mut cfg = ClientConfig::new();
     if let Ok(debug) = std::env::var("KAVKA_BENCH_DEBUG") {
-        cfg.set("debug", debug);
+        // The rdkafka crate caps librdkafka's log level at the `log` crate's, which is off here.
+        cfg.set("debug", debug)
+            .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
     }
     cfg.set("bootstrap.servers", bootstrap)
-        // librdkafka refuses assign() without a group.id; the group is never joined.
-        .set("group.id", "kavka-bench-assign-only")
-        .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "8388608")
@@ -222,6 +234,18 @@ fn consume(a: &Args) -> Result<(), String> {
             cfg.set(k, v);
         }
     }
+    Ok(cfg)
+}
+
+fn consume(a: &Args) -> Result<(), String> {
+    let bootstrap = a.get("bootstrap")?;
+    let topic = a.get("topic")?;
+    let partitions = a.num("partitions")? as i32;
+    let count = a.num("count")?;
+    let mut cfg = consumer_base_config(bootstrap)?;
+    // librdkafka refuses assign() without a group.id; the group is never joined.
+    cfg.set("group.id", "kavka-bench-assign-only")
+        .set("enable.auto.commit", "false");
     let consumer: BaseConsumer<StderrLogContext> = cfg
         .create_with_context(StderrLogContext)
         .map_err(|e| format!("create consumer: {e}"))?;
@@ -263,12 +287,18 @@ fn consume(a: &Args) -> Result<(), String> {
 }
 
 fn create_topic(a: &Args) -> Result<(), String> {
+    create_topic_named(
+        a.get("bootstrap")?,
+        a.get("topic")?,
+        a.num("partitions")? as i32,
+    )
+}
+
+fn create_topic_named(bootstrap: &str, topic: &str, partitions: i32) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", a.get("bootstrap")?)
+        .set("bootstrap.servers", bootstrap)
         .create()
         .map_err(|e| format!("create admin client: {e}"))?;
-    let topic = a.get("topic")?;
-    let partitions = a.num("partitions")? as i32;
     let res = futures_executor::block_on(admin.create_topics(
         &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
         &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
@@ -407,6 +437,9 @@ fn main() {
         "consume" => consume(&a),
         "create-topic" => create_topic(&a),
         "fetch-raw" => fetch_raw(&a),
+        "group-vs-assign" => group::group_vs_assign(&a),
+        "rebalance" => group::rebalance(&a),
+        "has-kip848" => group::has_kip848(&a),
         other => Err(format!("unknown command {other}")),
     });
     if let Err(e) = res {

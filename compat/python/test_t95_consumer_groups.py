@@ -62,7 +62,9 @@ def emit(ev, **kw):
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
-cooperative = "cooperative" in cfg["conf"].get("partition.assignment.strategy", "")
+# Callbacks carry increments for cooperative-sticky and for the KIP-848 consumer protocol.
+cooperative = ("cooperative" in cfg["conf"].get("partition.assignment.strategy", "")
+               or cfg["conf"].get("group.protocol") == "consumer")
 owned = set()
 
 def parts(ps):

@@ -7,7 +7,10 @@
 //! memory; on start-up the partitions are replayed. The membership protocol (JoinGroup, SyncGroup, ...) builds
 //! on this in the consumer-groups issue.
 
+pub mod assignor;
 pub mod classic;
+pub mod consumer;
+pub mod consumer_records;
 pub mod records;
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +26,7 @@ use kafka_protocol::records::{
 use crate::metadata::{ControllerError, NewTopic, TopicImage};
 use crate::replica::Partition;
 use crate::server::Broker;
+use consumer_records::ConsumerGroupValue;
 use records::{GroupMetadataValue, OffsetCommitValue, OffsetsKey};
 
 /// The internal topic holding group state.
@@ -66,6 +70,7 @@ pub struct GroupCoordinator {
 pub enum OffsetsValue {
     Offset(OffsetCommitValue),
     Group(GroupMetadataValue),
+    ConsumerGroup(consumer_records::ConsumerGroupValue),
 }
 
 impl OffsetsValue {
@@ -73,9 +78,14 @@ impl OffsetsValue {
         match self {
             OffsetsValue::Offset(v) => v.encode(),
             OffsetsValue::Group(v) => v.encode(),
+            OffsetsValue::ConsumerGroup(v) => v.encode(),
         }
     }
 }
+
+/// The live consumer-group records of each group, as last written.
+pub type ConsumerGroupRecords =
+    HashMap<String, BTreeMap<consumer_records::ConsumerGroupKey, ConsumerGroupValue>>;
 
 /// One change to write: a key and its value (None = tombstone).
 pub type OffsetsRecord = (OffsetsKey, Option<OffsetsValue>);
@@ -144,7 +154,7 @@ impl GroupCoordinator {
     pub fn apply(&self, key: &OffsetsKey, value: Option<&OffsetsValue>, log_offset: i64) {
         let value = match value {
             Some(OffsetsValue::Offset(v)) => Some(v),
-            Some(OffsetsValue::Group(_)) => return,
+            Some(OffsetsValue::Group(_) | OffsetsValue::ConsumerGroup(_)) => return,
             None => None,
         };
         let mut groups = self.lock();
@@ -188,12 +198,9 @@ impl GroupCoordinator {
                     }
                 }
             }
-            // A group metadata tombstone ends the group (DeleteGroups); its offsets were tombstoned with it.
-            OffsetsKey::GroupMetadata { group } => {
-                if value.is_none() {
-                    groups.remove(group);
-                }
-            }
+            // Membership records do not touch offsets: a group deletion tombstones each offset itself, and
+            // a group that changes protocol keeps its offsets.
+            OffsetsKey::GroupMetadata { .. } | OffsetsKey::ConsumerGroup(_) => {}
         }
     }
 
@@ -203,8 +210,9 @@ impl GroupCoordinator {
         &self,
         partition: &Partition,
         membership: &classic::ClassicGroups,
-    ) -> Result<usize, String> {
+    ) -> Result<(usize, ConsumerGroupRecords), String> {
         let mut last_membership: HashMap<String, Option<GroupMetadataValue>> = HashMap::new();
+        let mut consumer_groups = ConsumerGroupRecords::new();
         let mut offset = partition.log_start_offset();
         let end = partition.high_watermark();
         let mut applied = 0usize;
@@ -242,8 +250,30 @@ impl GroupCoordinator {
                                         GroupMetadataValue::decode(v).map_err(|e| e.to_string())?,
                                     ))
                                 }
+                                (OffsetsKey::ConsumerGroup(k), Some(v)) => {
+                                    match ConsumerGroupValue::decode(k.record_type(), v) {
+                                        Ok(v) => Some(OffsetsValue::ConsumerGroup(v)),
+                                        Err(e) => {
+                                            // Membership is rebuilt by the members' next heartbeats.
+                                            tracing::warn!(offset = record.offset, error = %e, "skipping unreadable consumer group record");
+                                            continue;
+                                        }
+                                    }
+                                }
                                 _ => None,
                             };
+                            if let OffsetsKey::ConsumerGroup(k) = &key {
+                                let records =
+                                    consumer_groups.entry(k.group().to_string()).or_default();
+                                match &value {
+                                    Some(OffsetsValue::ConsumerGroup(v)) => {
+                                        records.insert(k.clone(), v.clone());
+                                    }
+                                    _ => {
+                                        records.remove(k);
+                                    }
+                                }
+                            }
                             if let OffsetsKey::GroupMetadata { group } = &key {
                                 last_membership.insert(
                                     group.clone(),
@@ -271,7 +301,8 @@ impl GroupCoordinator {
                 None => membership.remove_group(&group),
             }
         }
-        Ok(applied)
+        consumer_groups.retain(|_, records| !records.is_empty());
+        Ok((applied, consumer_groups))
     }
 }
 
@@ -489,12 +520,14 @@ mod tests {
     }
 
     #[test]
-    fn group_tombstone_removes_group() {
+    fn membership_tombstone_keeps_offsets() {
+        // A classic group converted to a consumer group drops its membership record, not its offsets.
         let c = GroupCoordinator::default();
         let (k, v) = commit("g", 0, 1);
         c.apply(&k, v.as_ref(), 0);
         c.apply(&OffsetsKey::GroupMetadata { group: "g".into() }, None, 1);
+        assert_eq!(c.group("g").map(|g| g.offsets.len()), Some(1));
+        c.apply(&offset_tombstone("g", "t", 0).0, None, 2);
         assert!(c.group("g").is_none());
-        assert!(c.group_ids().is_empty());
     }
 }

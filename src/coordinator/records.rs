@@ -5,6 +5,8 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::consumer_records::ConsumerGroupKey;
+
 const OFFSET_COMMIT_KEY_VERSION: i16 = 1;
 const GROUP_METADATA_KEY_VERSION: i16 = 2;
 const OFFSET_COMMIT_VALUE_VERSION: i16 = 3;
@@ -20,6 +22,8 @@ pub enum OffsetsKey {
     },
     /// Group membership metadata (written by the membership protocol; only tombstoned here).
     GroupMetadata { group: String },
+    /// A record of a consumer-protocol (KIP-848) group.
+    ConsumerGroup(ConsumerGroupKey),
 }
 
 /// A committed offset as stored.
@@ -93,12 +97,13 @@ impl OffsetsKey {
                 buf.put_i16(GROUP_METADATA_KEY_VERSION);
                 put_string(&mut buf, group)?;
             }
+            OffsetsKey::ConsumerGroup(key) => key.encode(&mut buf)?,
         }
         Ok(buf.freeze())
     }
 
-    /// Decodes a key; `Ok(None)` for record types this broker does not use (Kafka writes further types
-    /// such as consumer-group records in versions 3+), which replay skips.
+    /// Decodes a key; `Ok(None)` for record types this broker does not use (such as Kafka's resolved-regex
+    /// records), which replay skips.
     pub fn decode(mut buf: Bytes) -> Result<Option<OffsetsKey>, RecordFormatError> {
         if buf.remaining() < 2 {
             return Err(RecordFormatError("truncated key version"));
@@ -112,7 +117,7 @@ impl OffsetsKey {
             2 => Ok(Some(OffsetsKey::GroupMetadata {
                 group: get_string(&mut buf)?,
             })),
-            _ => Ok(None),
+            other => Ok(ConsumerGroupKey::decode(other, &mut buf)?.map(OffsetsKey::ConsumerGroup)),
         }
     }
 }
@@ -211,10 +216,12 @@ mod tests {
         }
         assert!(OffsetCommitValue::decode(Bytes::from_static(&[0, 3, 0, 0])).is_err());
         assert!(OffsetCommitValue::decode(Bytes::from_static(&[0, 9])).is_err());
+        // Kafka's resolved-regex records (type 16) are skipped; a truncated consumer-group key is an error.
         assert_eq!(
-            OffsetsKey::decode(Bytes::from_static(&[0, 7, 1])).expect("skip"),
+            OffsetsKey::decode(Bytes::from_static(&[0, 16, 1])).expect("skip"),
             None
         );
+        assert!(OffsetsKey::decode(Bytes::from_static(&[0, 7, 1])).is_err());
     }
 
     #[test]

@@ -4,9 +4,15 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 
 use crate::dispatch::{advertised_api_versions, RequestContext};
+use crate::server::Broker;
 
-pub fn handle(ctx: &RequestContext<'_>, request: ApiVersionsRequest) -> ApiVersionsResponse {
-    let response = ApiVersionsResponse::default().with_api_keys(advertised_api_versions());
+pub fn handle(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: ApiVersionsRequest,
+) -> ApiVersionsResponse {
+    let response =
+        ApiVersionsResponse::default().with_api_keys(advertised_api_versions(&broker.config));
     if ctx.api_version >= 3
         && !(valid_software_field(&request.client_software_name)
             && valid_software_field(&request.client_software_version))
@@ -18,10 +24,10 @@ pub fn handle(ctx: &RequestContext<'_>, request: ApiVersionsRequest) -> ApiVersi
 
 /// KIP-511 response to a version this broker does not know: v0 layout, UNSUPPORTED_VERSION, and the
 /// supported ranges so the client can retry with one of them.
-pub fn unsupported_version_response() -> ApiVersionsResponse {
+pub fn unsupported_version_response(broker: &Broker) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(ResponseError::UnsupportedVersion.code())
-        .with_api_keys(advertised_api_versions())
+        .with_api_keys(advertised_api_versions(&broker.config))
 }
 
 /// Kafka's rule for client software name/version: `[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?`.

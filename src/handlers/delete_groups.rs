@@ -18,14 +18,15 @@ pub async fn handle(
     let mut results = Vec::with_capacity(request.groups_names.len());
     for id in request.groups_names {
         let group = id.to_string();
+        let is_consumer_group = broker.consumers.contains(&group);
         let known = broker.groups.group(&group).or_else(|| {
-            broker
-                .membership
-                .describe(&group)
-                .map(|_| Default::default())
+            (is_consumer_group || broker.membership.describe(&group).is_some())
+                .then(Default::default)
         });
         let code = match known {
-            _ if broker.membership.has_members(&group) => ResponseError::NonEmptyGroup.code(),
+            _ if broker.membership.has_members(&group) || broker.consumers.has_members(&group) => {
+                ResponseError::NonEmptyGroup.code()
+            }
             None => ResponseError::GroupIdNotFound.code(),
             Some(existing) => {
                 let mut changes: Vec<OffsetsRecord> = existing
@@ -39,7 +40,15 @@ pub async fn handle(
                     },
                     None,
                 ));
-                match write_group_records(broker, &group, changes).await {
+                let written = match write_group_records(broker, &group, changes).await {
+                    // A consumer group's own records are tombstoned too.
+                    Ok(()) if is_consumer_group => {
+                        broker.consumers.remove_group(&group);
+                        broker.persist_consumer_groups(vec![group.clone()]).await
+                    }
+                    other => other,
+                };
+                match written {
                     Ok(()) => {
                         broker.membership.remove_group(&group);
                         tracing::info!(group = %group, "group deleted");

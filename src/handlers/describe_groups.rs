@@ -12,7 +12,7 @@ use crate::server::Broker;
 
 const GROUP_ID_NOT_FOUND_VERSION: i16 = 6;
 /// Group operations without an authorizer: READ(3) DELETE(6) DESCRIBE(8).
-const ALL_GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+pub const ALL_GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
 pub fn handle(
     broker: &Broker,
@@ -32,7 +32,25 @@ pub fn handle(
                 } else {
                     i32::MIN
                 });
-            if let Some(desc) = broker.membership.describe(id.as_str()) {
+            // No such classic group: Dead, and GROUP_ID_NOT_FOUND from v6.
+            let not_found = |described: DescribedGroup, why: &str| {
+                let described = described.with_group_state(str_bytes("Dead"));
+                if ctx.api_version >= GROUP_ID_NOT_FOUND_VERSION {
+                    described
+                        .with_error_code(ResponseError::GroupIdNotFound.code())
+                        .with_error_message(Some(str_bytes(format!(
+                            "Group {} {why}.",
+                            id.as_str()
+                        ))))
+                } else {
+                    described
+                }
+            };
+            if broker.consumers.contains(id.as_str()) {
+                // DescribeGroups is the classic API; consumer groups answer to ConsumerGroupDescribe
+                // (the Java admin client switches on this error).
+                not_found(described, "is not a classic group")
+            } else if let Some(desc) = broker.membership.describe(id.as_str()) {
                 described
                     .with_group_state(str_bytes(desc.phase.name()))
                     .with_protocol_type(str_bytes(desc.protocol_type))
@@ -54,17 +72,7 @@ pub fn handle(
             } else if broker.groups.group(id.as_str()).is_some() {
                 described.with_group_state(str_bytes(SIMPLE_GROUP_STATE))
             } else {
-                let described = described.with_group_state(str_bytes("Dead"));
-                if ctx.api_version >= GROUP_ID_NOT_FOUND_VERSION {
-                    described
-                        .with_error_code(ResponseError::GroupIdNotFound.code())
-                        .with_error_message(Some(str_bytes(format!(
-                            "Group {} not found.",
-                            id.as_str()
-                        ))))
-                } else {
-                    described
-                }
+                not_found(described, "not found")
             }
         })
         .collect();

@@ -34,6 +34,13 @@ pub async fn handle(
             member_id: request.member_id.to_string(),
             ..Default::default()
         }
+    } else if let Err(code) = take_over_empty_consumer_group(broker, &group).await {
+        JoinOutcome {
+            error: code,
+            generation: -1,
+            member_id: request.member_id.to_string(),
+            ..Default::default()
+        }
     } else {
         let session = Duration::from_millis(request.session_timeout_ms.max(0) as u64);
         let rebalance = if version >= REBALANCE_TIMEOUT_VERSION {
@@ -98,4 +105,27 @@ pub async fn handle(
                 })
                 .collect(),
         )
+}
+
+/// A group id is either a classic or a consumer group. A classic join of an empty consumer group turns it
+/// into a classic group (its records are tombstoned; offsets stay), as Kafka does. A consumer group with
+/// members stays one: Kavka does not run classic members inside a consumer group, so the join is refused
+/// with INCONSISTENT_GROUP_PROTOCOL.
+async fn take_over_empty_consumer_group(broker: &Broker, group: &str) -> Result<(), i16> {
+    if !broker.consumers.contains(group) {
+        return Ok(());
+    }
+    if broker.consumers.has_members(group) {
+        tracing::info!(
+            group,
+            "classic join refused: the group is a consumer-protocol group with members"
+        );
+        return Err(ResponseError::InconsistentGroupProtocol.code());
+    }
+    broker.consumers.remove_group(group);
+    broker
+        .persist_consumer_groups(vec![group.to_string()])
+        .await?;
+    tracing::info!(group, "empty consumer group converted to a classic group");
+    Ok(())
 }

@@ -5,6 +5,8 @@
 //! offset_delete, list_groups, describe_groups, delete_groups), producer ids (init_producer_id) and the handshake (api_versions).
 
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;

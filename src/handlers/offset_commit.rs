@@ -26,13 +26,23 @@ pub async fn handle(
     request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let group = request.group_id.to_string();
-    let membership = broker.membership.validate_commit(
+    // A consumer-protocol group checks the member epoch; a classic group the generation.
+    let membership = match broker.consumers.validate_offsets_request(
         &group,
         request.member_id.as_str(),
-        request.group_instance_id.as_ref().map(|s| s.as_str()),
         request.generation_id_or_member_epoch,
-        std::time::Instant::now(),
-    );
+        ctx.api_version,
+        true,
+    ) {
+        Some(verdict) => Some(verdict.map_err(|(code, _)| code)),
+        None => broker.membership.validate_commit(
+            &group,
+            request.member_id.as_str(),
+            request.group_instance_id.as_ref().map(|s| s.as_str()),
+            request.generation_id_or_member_epoch,
+            std::time::Instant::now(),
+        ),
+    };
     let group_error = if group.is_empty() || group.len() > MAX_GROUP_ID_LEN {
         Some(ResponseError::InvalidGroupId.code())
     } else if let Some(verdict) = membership {

@@ -17,22 +17,24 @@ pub async fn handle(
 ) -> OffsetDeleteResponse {
     let group = request.group_id.to_string();
     let Some(existing) = broker.groups.group(&group).or_else(|| {
-        broker
-            .membership
-            .describe(&group)
-            .map(|_| Default::default())
+        (broker.consumers.contains(&group) || broker.membership.describe(&group).is_some())
+            .then(Default::default)
     }) else {
         return OffsetDeleteResponse::default()
             .with_error_code(ResponseError::GroupIdNotFound.code());
     };
     // Kafka refuses to delete offsets a live group still consumes.
-    let subscribed = match broker.membership.subscribed_topics(&group) {
-        Some(None) => {
-            return OffsetDeleteResponse::default()
-                .with_error_code(ResponseError::NonEmptyGroup.code())
-        }
-        Some(Some(topics)) => topics,
-        None => Default::default(),
+    let consumer_subscriptions = broker.consumers.subscribed_topics(&group, &broker.image());
+    let subscribed = match consumer_subscriptions {
+        Some(topics) => topics,
+        None => match broker.membership.subscribed_topics(&group) {
+            Some(None) => {
+                return OffsetDeleteResponse::default()
+                    .with_error_code(ResponseError::NonEmptyGroup.code())
+            }
+            Some(Some(topics)) => topics,
+            None => Default::default(),
+        },
     };
     let image = broker.image();
     let mut changes: Vec<OffsetsRecord> = Vec::new();

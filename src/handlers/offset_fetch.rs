@@ -80,6 +80,17 @@ pub fn handle(
                 });
                 let response =
                     OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+                // v9 (KIP-848): a consumer-group member fetches with its member id and epoch.
+                let member_check = broker.consumers.validate_offsets_request(
+                    g.group_id.as_str(),
+                    g.member_id.as_ref().map_or("", |m| m.as_str()),
+                    g.member_epoch,
+                    ctx.api_version,
+                    false,
+                );
+                if let Some(Err((code, _))) = member_check {
+                    return response.with_error_code(code);
+                }
                 match fetch_group(broker, g.group_id.as_str(), topics) {
                     Ok(found) => response.with_topics(
                         found

@@ -184,6 +184,12 @@ pub struct BrokerConfig {
     pub group_consumer_session_timeout_ms: i32,
     /// `group.consumer.heartbeat.interval.ms`.
     pub group_consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.max.size`.
+    pub group_consumer_max_size: i32,
+    /// `group.consumer.assignors` (the first is the default).
+    pub group_consumer_assignors: Vec<String>,
+    /// `group.consumer.migration.policy`.
+    pub group_consumer_migration_policy: String,
     /// `transaction.state.log.num.partitions`.
     pub transaction_state_log_num_partitions: i32,
     /// `transaction.state.log.replication.factor`.
@@ -715,6 +721,9 @@ fn build(
         ));
     }
 
+    let (group_consumer_session_timeout_ms, group_consumer_heartbeat_interval_ms) =
+        consumer_group_timeouts(&r)?;
+
     let overrides_raw = r.string("max.connections.per.ip.overrides")?;
     let mut max_connections_per_ip_overrides = BTreeMap::new();
     for entry in split_list(&overrides_raw) {
@@ -825,8 +834,11 @@ fn build(
         group_max_session_timeout_ms,
         group_max_size: r.int("group.max.size")?,
         group_coordinator_rebalance_protocols: r.list("group.coordinator.rebalance.protocols")?,
-        group_consumer_session_timeout_ms: r.int("group.consumer.session.timeout.ms")?,
-        group_consumer_heartbeat_interval_ms: r.int("group.consumer.heartbeat.interval.ms")?,
+        group_consumer_session_timeout_ms,
+        group_consumer_heartbeat_interval_ms,
+        group_consumer_max_size: r.int("group.consumer.max.size")?,
+        group_consumer_assignors: r.list("group.consumer.assignors")?,
+        group_consumer_migration_policy: r.string("group.consumer.migration.policy")?,
         transaction_state_log_num_partitions: r.int("transaction.state.log.num.partitions")?,
         transaction_state_log_replication_factor: r
             .short("transaction.state.log.replication.factor")?,
@@ -962,4 +974,40 @@ fn check_controller_listeners(
         }
     }
     Ok(())
+}
+
+/// `group.consumer.session.timeout.ms` and `group.consumer.heartbeat.interval.ms`, checked against their
+/// min/max keys and each other as Kafka's GroupCoordinatorConfig does.
+fn consumer_group_timeouts(r: &Resolver<'_>) -> Result<(i32, i32), ConfigError> {
+    let session = r.int("group.consumer.session.timeout.ms")?;
+    let min_session = r.int("group.consumer.min.session.timeout.ms")?;
+    let max_session = r.int("group.consumer.max.session.timeout.ms")?;
+    let interval = r.int("group.consumer.heartbeat.interval.ms")?;
+    let min_interval = r.int("group.consumer.min.heartbeat.interval.ms")?;
+    let max_interval = r.int("group.consumer.max.heartbeat.interval.ms")?;
+    let bad = |key: &str, value: i32, why: String| {
+        Err(ConfigError::invalid(key, &value.to_string(), why))
+    };
+    if !(min_session..=max_session).contains(&session) {
+        return bad(
+            "group.consumer.session.timeout.ms",
+            session,
+            format!("must be between group.consumer.min.session.timeout.ms ({min_session}) and group.consumer.max.session.timeout.ms ({max_session})"),
+        );
+    }
+    if !(min_interval..=max_interval).contains(&interval) {
+        return bad(
+            "group.consumer.heartbeat.interval.ms",
+            interval,
+            format!("must be between group.consumer.min.heartbeat.interval.ms ({min_interval}) and group.consumer.max.heartbeat.interval.ms ({max_interval})"),
+        );
+    }
+    if interval >= session {
+        return bad(
+            "group.consumer.heartbeat.interval.ms",
+            interval,
+            format!("must be less than group.consumer.session.timeout.ms ({session})"),
+        );
+    }
+    Ok((session, interval))
 }

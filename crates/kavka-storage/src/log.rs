@@ -247,7 +247,8 @@ impl PartitionLog {
     /// missing or inconsistent, and restores producer state from the newest valid snapshot <= log end
     /// plus replay of later batch headers. Never panics on a corrupt file.
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<PartitionLog, StorageError> {
-        if !dir.exists() {
+        let created = !dir.exists();
+        if created {
             fs::create_dir_all(dir)?;
             // Make the new directory entry itself durable, or a crash could lose fsynced data with it.
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -269,7 +270,7 @@ impl PartitionLog {
             // From here on a crash must trigger recovery again.
             fs::remove_file(&marker)?;
             sync_dir(dir)?;
-        } else {
+        } else if !created {
             tracing::info!(dir = %dir.display(), recovery_point, "no clean shutdown marker; recovering log");
         }
 
