@@ -23,6 +23,11 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::DescribeConfigs, 1, 4),
+    // Kafka 4 serves AlterConfigs v0-v2 and IncrementalAlterConfigs v0-v1.
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
     // librdkafka enables LZ4 only when FindCoordinator is advertised from v0 (rdkafka_feature.c).
@@ -224,6 +229,18 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
         RequestKind::ConsumerGroupDescribe(req) => ResponseKind::ConsumerGroupDescribe(
             handlers::consumer_group_describe::handle(broker, &ctx, req),
         ),
+        RequestKind::AlterConfigs(req) => {
+            ResponseKind::AlterConfigs(handlers::alter_configs::handle(broker, &ctx, req).await)
+        }
+        RequestKind::IncrementalAlterConfigs(req) => ResponseKind::IncrementalAlterConfigs(
+            handlers::incremental_alter_configs::handle(broker, &ctx, req).await,
+        ),
+        RequestKind::DeleteRecords(req) => {
+            ResponseKind::DeleteRecords(handlers::delete_records::handle(broker, &ctx, req).await)
+        }
+        RequestKind::DescribeLogDirs(req) => ResponseKind::DescribeLogDirs(
+            handlers::describe_log_dirs::handle(broker, &ctx, req).await,
+        ),
         RequestKind::DescribeGroups(req) => {
             ResponseKind::DescribeGroups(handlers::describe_groups::handle(broker, &ctx, req))
         }
@@ -340,6 +357,14 @@ mod tests {
             ApiKey::OffsetDelete => RequestKind::OffsetDelete(OffsetDeleteRequest::default()),
             ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
             ApiKey::DescribeGroups => RequestKind::DescribeGroups(DescribeGroupsRequest::default()),
+            ApiKey::AlterConfigs => RequestKind::AlterConfigs(AlterConfigsRequest::default()),
+            ApiKey::DeleteRecords => RequestKind::DeleteRecords(DeleteRecordsRequest::default()),
+            ApiKey::DescribeLogDirs => {
+                RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default())
+            }
+            ApiKey::IncrementalAlterConfigs => {
+                RequestKind::IncrementalAlterConfigs(IncrementalAlterConfigsRequest::default())
+            }
             ApiKey::ConsumerGroupHeartbeat => {
                 RequestKind::ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest::default())
             }

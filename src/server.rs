@@ -308,12 +308,29 @@ pub async fn run(
         broker.clone(),
         shutdown_rx.clone(),
     )));
+    tasks.push(tokio::spawn(retention_scheduler(
+        broker.clone(),
+        shutdown_rx.clone(),
+    )));
+    // Compaction runs on its own thread: its work is long, blocking file I/O.
+    let cleaner_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cleaner = config.log_cleaner_enable.then(|| {
+        let (replicas, config, stop) = (replicas.clone(), config.clone(), cleaner_stop.clone());
+        std::thread::Builder::new()
+            .name("log-cleaner".into())
+            .spawn(move || crate::replica::cleaner::run(replicas, config, stop))
+    });
     tracing::info!(node_id, %cluster_id, "Kavka broker started");
     shutdown.await;
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
+    cleaner_stop.store(true, std::sync::atomic::Ordering::Release);
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    if let Some(Ok(handle)) = cleaner {
+        // The cleaner stops between segments; a swap in progress completes first.
+        let _ = tokio::task::spawn_blocking(move || handle.join()).await;
     }
     let started = std::time::Instant::now();
     let _ = tokio::task::spawn_blocking(move || replicas.close_all()).await;
@@ -460,6 +477,24 @@ async fn expire_offsets(broker: &Broker) {
             .is_ok()
         {
             tracing::info!(group = %group, "empty consumer group deleted (offsets.retention.minutes)");
+        }
+    }
+}
+
+/// Retention (`retention.ms`, `retention.bytes`, DeleteRecords' log start) every
+/// `log.retention.check.interval.ms`, on a blocking thread (it deletes files).
+async fn retention_scheduler(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let interval =
+        Duration::from_millis(broker.config.log_retention_check_interval_ms.max(1) as u64);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let replicas = broker.replicas.clone();
+                let _ = tokio::task::spawn_blocking(move || replicas.enforce_retention(now_ms())).await;
+            }
+            _ = shutdown.changed() => break,
         }
     }
 }

@@ -4,19 +4,23 @@
 //! offset_commit, offset_fetch,
 //! offset_delete, list_groups, describe_groups, delete_groups), producer ids (init_producer_id) and the handshake (api_versions).
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
@@ -54,6 +58,10 @@ pub fn storage_error_code(error: &StorageError) -> i16 {
         StorageError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         StorageError::Io(_) => ResponseError::KafkaStorageError,
+        // DeleteRecords on a topic without `delete` in cleanup.policy.
+        StorageError::PolicyViolation(_) => ResponseError::PolicyViolation,
+        // Only the cleaner sees this (it retries); a client never should.
+        StorageError::SegmentsChanged(_) => ResponseError::KafkaStorageError,
     };
     e.code()
 }

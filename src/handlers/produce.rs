@@ -45,6 +45,17 @@ fn check_timestamps(header: &BatchHeader, config: &TopicConfig, now: i64) -> Res
     }
 }
 
+/// Whether every record of the request's batch has a key (a compacted topic refuses keyless records, as
+/// Kafka does). Only compacted topics pay for decoding; an undecodable batch answers `true` and is refused
+/// by the log's own validation with the precise error.
+fn all_records_keyed(records: &bytes::Bytes, max_message_bytes: i32) -> bool {
+    // Decompressed data is bounded like the log bounds it: generous, but finite.
+    let limit = (max_message_bytes.max(0) as usize)
+        .saturating_mul(64)
+        .max(64 * 1024 * 1024);
+    !kavka_storage::batch::has_keyless_record(records, limit).unwrap_or(false)
+}
+
 pub async fn handle(
     broker: &Broker,
     ctx: &RequestContext<'_>,
@@ -151,6 +162,18 @@ pub async fn handle(
                         .push(error(ResponseError::InvalidTimestamp.code(), Some(message)));
                     continue;
                 }
+            }
+            if topic_config.as_ref().is_some_and(|c| {
+                c.cleanup_policy.compact && !all_records_keyed(&records, c.max_message_bytes)
+            }) {
+                partition_responses.push(error(
+                    ResponseError::InvalidRecord.code(),
+                    Some(format!(
+                        "Compacted topic cannot accept message without key in topic partition {}-{index}.",
+                        topic.name
+                    )),
+                ));
+                continue;
             }
             if acks == -1 {
                 let isr = topic

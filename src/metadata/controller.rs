@@ -305,6 +305,57 @@ impl Controller {
         Ok((name, topic_id))
     }
 
+    /// Replaces a topic's configuration overrides with `overrides` (AlterConfigs and
+    /// IncrementalAlterConfigs compute the new set; `build` gets the current one). Values are validated
+    /// as for CreateTopics; `validate_only` checks without writing.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        validate_only: bool,
+        build: impl FnOnce(
+            &BTreeMap<String, String>,
+        ) -> Result<BTreeMap<String, String>, kavka_config::ConfigError>,
+    ) -> Result<(), ControllerError> {
+        let mut state = self.lock();
+        let topic = state
+            .image
+            .topic(name)
+            .ok_or(ControllerError::UnknownTopic)?;
+        let topic_id = topic.topic_id;
+        let next =
+            build(&topic.configs).map_err(|e| ControllerError::InvalidConfig(e.to_string()))?;
+        let pairs: Vec<(String, String)> =
+            next.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        kavka_config::validate_topic_configs(&pairs)
+            .map_err(|e| ControllerError::InvalidConfig(e.to_string()))?;
+        if validate_only {
+            return Ok(());
+        }
+        let mut changes: BTreeMap<String, Option<String>> = BTreeMap::new();
+        for key in topic.configs.keys() {
+            if !next.contains_key(key) {
+                changes.insert(key.clone(), None);
+            }
+        }
+        for (key, value) in &next {
+            if topic.configs.get(key) != Some(value) {
+                changes.insert(key.clone(), Some(value.clone()));
+            }
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(topic = %name, changes = ?changes, "topic configuration changed");
+        self.commit(
+            &mut state,
+            vec![MetadataRecord::TopicConfig {
+                topic_id,
+                configs: changes,
+            }],
+        )?;
+        Ok(())
+    }
+
     /// Grows a topic to `count` partitions (Kafka never shrinks).
     pub fn create_partitions(
         &self,

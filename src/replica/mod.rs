@@ -1,6 +1,7 @@
 //! Partition replicas hosted on this node, kept in step with the metadata image: a partition assigned here
 //! gets its log opened (recovering it if needed), a deleted topic has its logs removed.
 
+pub mod cleaner;
 mod partition;
 
 use std::collections::HashMap;
@@ -226,6 +227,33 @@ impl ReplicaManager {
         }
     }
 
+    /// Deletes segments past `retention.ms` / `retention.bytes` and below the log start, on every hosted
+    /// log (Kafka's periodic retention check, `log.retention.check.interval.ms`).
+    pub fn enforce_retention(&self, now_ms: i64) {
+        let partitions: Vec<Arc<Partition>> = self.read_map().values().cloned().collect();
+        for p in partitions {
+            match p.log().enforce_retention(now_ms, p.high_watermark()) {
+                Ok(report) if report.segments_deleted > 0 => tracing::info!(
+                    topic = %p.topic,
+                    partition = p.index,
+                    segments = report.segments_deleted,
+                    bytes = report.bytes_freed,
+                    log_start_offset = report.log_start_offset,
+                    "retention deleted segments"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention check failed")
+                }
+            }
+        }
+    }
+
+    /// Every hosted partition (a snapshot of the set).
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.read_map().values().cloned().collect()
+    }
+
     pub fn partition_count(&self) -> usize {
         self.read_map().len()
     }
@@ -268,5 +296,14 @@ pub fn log_config(topic: &TopicImage, broker: &BrokerConfig) -> LogConfig {
             kavka_config::TimestampType::LogAppendTime => TimestampType::LogAppendTime,
             kavka_config::TimestampType::CreateTime => TimestampType::CreateTime,
         },
+        retention_ms: c.retention_ms,
+        retention_bytes: c.retention_bytes,
+        file_delete_delay_ms: c.file_delete_delay_ms,
+        cleanup_delete: c.cleanup_policy.delete,
+        cleanup_compact: c.cleanup_policy.compact,
+        delete_retention_ms: c.delete_retention_ms,
+        min_compaction_lag_ms: c.min_compaction_lag_ms,
+        max_compaction_lag_ms: c.max_compaction_lag_ms,
+        min_cleanable_dirty_ratio: c.min_cleanable_dirty_ratio,
     }
 }

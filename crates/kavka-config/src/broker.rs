@@ -132,6 +132,12 @@ pub struct BrokerConfig {
     pub log_cleaner_max_compaction_lag_ms: i64,
     /// `log.cleaner.min.cleanable.ratio`.
     pub log_cleaner_min_cleanable_ratio: f64,
+    /// `log.cleaner.dedupe.buffer.size`: the compaction map's memory, shared by the cleaner threads.
+    pub log_cleaner_dedupe_buffer_size: i64,
+    /// `log.cleaner.io.buffer.load.factor`.
+    pub log_cleaner_io_buffer_load_factor: f64,
+    /// `log.cleaner.io.max.bytes.per.second`.
+    pub log_cleaner_io_max_bytes_per_second: f64,
     /// `num.recovery.threads.per.data.dir`.
     pub num_recovery_threads_per_data_dir: i32,
     /// `num.io.threads` (accepted, unused).
@@ -809,6 +815,9 @@ fn build(
         log_cleaner_min_compaction_lag_ms: r.long("log.cleaner.min.compaction.lag.ms")?,
         log_cleaner_max_compaction_lag_ms: r.long("log.cleaner.max.compaction.lag.ms")?,
         log_cleaner_min_cleanable_ratio: r.double("log.cleaner.min.cleanable.ratio")?,
+        log_cleaner_dedupe_buffer_size: r.long("log.cleaner.dedupe.buffer.size")?,
+        log_cleaner_io_buffer_load_factor: r.double("log.cleaner.io.buffer.load.factor")?,
+        log_cleaner_io_max_bytes_per_second: r.double("log.cleaner.io.max.bytes.per.second")?,
         num_recovery_threads_per_data_dir: r.int("num.recovery.threads.per.data.dir")?,
         num_io_threads: r.int("num.io.threads")?,
         num_network_threads: r.int("num.network.threads")?,

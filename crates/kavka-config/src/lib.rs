@@ -27,8 +27,8 @@ pub use describe::{ConfigEntry, ConfigSource, ConfigSynonym, ConfigType};
 pub use error::ConfigError;
 pub use properties::parse_properties;
 pub use topic::{
-    describe_topic_configs, is_topic_config, topic_config_names, validate_topic_configs,
-    TopicConfig,
+    apply_topic_config_ops, describe_topic_configs, is_topic_config, topic_config_names,
+    validate_topic_configs, ConfigOp, TopicConfig,
 };
 pub use types::{
     CleanupPolicy, CompressionType, Listener, ProcessRole, QuorumVoter, SecurityConfig,

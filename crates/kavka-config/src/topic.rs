@@ -180,6 +180,84 @@ pub fn validate_topic_configs(overrides: &[(String, String)]) -> Result<(), Conf
     Ok(())
 }
 
+/// One change of IncrementalAlterConfigs (Kafka's AlterConfigOp.OpType).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOp {
+    /// Set the key to the value.
+    Set(String),
+    /// Remove the override (back to the broker default).
+    Delete,
+    /// Add values to a list-type key (those not already in it).
+    Append(String),
+    /// Remove values from a list-type key.
+    Subtract(String),
+}
+
+/// Applies IncrementalAlterConfigs operations to a topic's overrides as Kafka does
+/// (`ConfigAdminManager.prepareIncrementalConfigs`): APPEND and SUBTRACT only on list keys,
+/// starting from the override or, without one, the key's default; then the result is
+/// validated like CreateTopics configs. The error names the offending key.
+pub fn apply_topic_config_ops(
+    current: &BTreeMap<String, String>,
+    ops: &[(String, ConfigOp)],
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut next = current.clone();
+    for (key, op) in ops {
+        let def =
+            topic_def(key).ok_or_else(|| ConfigError::UnknownTopicConfig { key: key.clone() })?;
+        match op {
+            ConfigOp::Set(v) => {
+                next.insert(key.clone(), v.clone());
+            }
+            ConfigOp::Delete => {
+                next.remove(key);
+            }
+            ConfigOp::Append(v) | ConfigOp::Subtract(v) => {
+                let verb = if matches!(op, ConfigOp::Append(_)) {
+                    "append"
+                } else {
+                    "subtract"
+                };
+                if def.ty != T::List {
+                    return Err(ConfigError::invalid(
+                        key,
+                        v,
+                        format!("Config value {verb} is not allowed for config key: {key}"),
+                    ));
+                }
+                let start = next
+                    .get(key)
+                    .cloned()
+                    .or_else(|| def.default.map(str::to_string))
+                    .unwrap_or_default();
+                let mut items: Vec<String> = split_list(&start);
+                let given = split_list(v);
+                if matches!(op, ConfigOp::Append(_)) {
+                    for item in given {
+                        if !items.contains(&item) {
+                            items.push(item);
+                        }
+                    }
+                } else {
+                    items.retain(|i| !given.contains(i));
+                }
+                next.insert(key.clone(), items.join(","));
+            }
+        }
+    }
+    let pairs: Vec<(String, String)> = next.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    validate_topic_configs(&pairs)?;
+    Ok(next)
+}
+
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 fn check_compaction_lags(min: i64, max: i64) -> Result<(), ConfigError> {
     if min > max {
         return Err(ConfigError::invalid(
@@ -440,4 +518,52 @@ pub fn describe_topic_configs(
         });
     }
     out
+}
+
+#[cfg(test)]
+mod config_op_tests {
+    use super::*;
+
+    fn ops(list: &[(&str, ConfigOp)]) -> Vec<(String, ConfigOp)> {
+        list.iter()
+            .map(|(k, o)| (k.to_string(), o.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn incremental_ops_follow_kafka() {
+        let current = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
+        let next = apply_topic_config_ops(
+            &current,
+            &ops(&[
+                ("retention.ms", ConfigOp::Delete),
+                ("cleanup.policy", ConfigOp::Append("compact".into())),
+                ("segment.ms", ConfigOp::Set("60000".into())),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(next.get("retention.ms"), None);
+        // Append starts from the default ("delete").
+        assert_eq!(next["cleanup.policy"], "delete,compact");
+        let next = apply_topic_config_ops(
+            &next,
+            &ops(&[("cleanup.policy", ConfigOp::Subtract("delete".into()))]),
+        )
+        .unwrap();
+        assert_eq!(next["cleanup.policy"], "compact");
+        let err = apply_topic_config_ops(
+            &next,
+            &ops(&[("retention.ms", ConfigOp::Append("5".into()))]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("append is not allowed"), "{err}");
+        let err =
+            apply_topic_config_ops(&next, &ops(&[("retention.ms", ConfigOp::Set("x".into()))]))
+                .unwrap_err();
+        assert!(err.to_string().contains("retention.ms"), "{err}");
+        assert!(matches!(
+            apply_topic_config_ops(&next, &ops(&[("no.such.key", ConfigOp::Delete)])),
+            Err(ConfigError::UnknownTopicConfig { .. })
+        ));
+    }
 }

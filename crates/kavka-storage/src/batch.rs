@@ -340,20 +340,8 @@ pub fn record_timestamps(
     batch: &[u8],
     max_decompressed_bytes: usize,
 ) -> Result<Vec<(i64, i64)>, BatchError> {
-    let header = BatchHeader::parse(batch)?;
-    let total = header.total_size();
-    if batch.len() < total {
-        return Err(BatchError::Truncated);
-    }
-    let payload = &batch[BATCH_HEADER_LEN..total];
-    let decompressed;
-    let records: &[u8] = match header.compression()? {
-        Compression::None => payload,
-        codec => {
-            decompressed = decompress(codec, payload, max_decompressed_bytes)?;
-            &decompressed
-        }
-    };
+    let (header, records) = batch_records(batch, max_decompressed_bytes)?;
+    let records: &[u8] = &records;
     // Each record takes at least 7 bytes, so this bounds the reservation by real data rather
     // than by the record count read from the batch.
     let capacity = (header.record_count.max(0) as usize).min(records.len() / 7 + 1);
@@ -369,6 +357,47 @@ pub fn record_timestamps(
         out.push((offset, timestamp));
     })?;
     Ok(out)
+}
+
+/// A batch's header and its records section, decompressed (up to `max_decompressed_bytes`) if needed.
+fn batch_records(
+    batch: &[u8],
+    max_decompressed_bytes: usize,
+) -> Result<(BatchHeader, std::borrow::Cow<'_, [u8]>), BatchError> {
+    let header = BatchHeader::parse(batch)?;
+    let total = header.total_size();
+    if batch.len() < total {
+        return Err(BatchError::Truncated);
+    }
+    let payload = &batch[BATCH_HEADER_LEN..total];
+    let records = match header.compression()? {
+        Compression::None => std::borrow::Cow::Borrowed(payload),
+        codec => std::borrow::Cow::Owned(decompress(codec, payload, max_decompressed_bytes)?),
+    };
+    Ok((header, records))
+}
+
+/// Whether a (client) batch holds a record without a key, which a compacted topic refuses. Compressed
+/// batches are decompressed up to `max_decompressed_bytes`.
+pub fn has_keyless_record(batch: &[u8], max_decompressed_bytes: usize) -> Result<bool, BatchError> {
+    let (header, records) = batch_records(batch, max_decompressed_bytes)?;
+    let mut cursor = Cursor::new(&records);
+    for _ in 0..header.record_count.max(0) {
+        let len = cursor.read_varint()?;
+        if len < 0 {
+            return Err(BatchError::InvalidRecord(format!(
+                "invalid record size {len}"
+            )));
+        }
+        let mut body = Cursor::new(cursor.take(len as usize)?);
+        body.skip(1)?; // attributes
+        body.read_varlong()?; // timestamp delta
+        body.read_varint()?; // offset delta
+        if body.read_varint()? < 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Reads a Kafka varint/varlong: zigzag-encoded, little-endian base-128 groups.
@@ -583,7 +612,11 @@ fn decompress_snappy(payload: &[u8], limit: usize) -> Result<Vec<u8>, BatchError
 
 /// Appends one raw snappy block to `out`, refusing before allocating if its declared size would
 /// take `out` past `limit`.
-fn snappy_block_into(block: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), BatchError> {
+pub(crate) fn snappy_block_into(
+    block: &[u8],
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), BatchError> {
     let err = |e: snap::Error| BatchError::Decompression(e.to_string());
     let len = snap::raw::decompress_len(block).map_err(err)?;
     if len > limit.saturating_sub(out.len()) {

@@ -37,6 +37,14 @@ pub enum StorageError {
     /// (for example replicated batches whose offsets do not continue the log).
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// The operation is not allowed by the topic's configuration (DeleteRecords on a topic whose
+    /// `cleanup.policy` lacks `delete`); the broker answers POLICY_VIOLATION as Kafka does.
+    #[error("policy violation: {0}")]
+    PolicyViolation(String),
+    /// A segment swap was asked for segments that are no longer in the log as the caller saw them
+    /// (retention, truncation or another swap got there first); the cleaner retries on a fresh view.
+    #[error("log segments changed: {0}")]
+    SegmentsChanged(String),
     /// The operating system reported an I/O error on a log file.
     #[error("storage I/O error: {0}")]
     Io(#[from] std::io::Error),

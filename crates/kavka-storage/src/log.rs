@@ -24,6 +24,8 @@ use crate::segment::{file_stem, lock, read, write, Segment, SegmentSettings};
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kavka_cleanshutdown";
 /// Offset below which all data is known to be fsynced (written on every flush).
 pub const RECOVERY_POINT_FILE: &str = "recovery-point-checkpoint";
+/// Durable log start offset (advanced by retention and DeleteRecords), same encoding as the recovery point.
+pub const LOG_START_FILE: &str = "log-start-offset-checkpoint";
 /// How many producer-state snapshots are kept (older ones are only a fallback for corrupt newer ones).
 const SNAPSHOTS_TO_KEEP: usize = 3;
 
@@ -55,6 +57,27 @@ pub struct LogConfig {
     pub max_message_bytes: usize,
     /// `log.message.timestamp.type` / `message.timestamp.type`.
     pub timestamp_type: TimestampType,
+    /// `log.retention.ms` / `retention.ms`: segments whose newest record is older than this are deleted;
+    /// -1 (any negative value) keeps data forever.
+    pub retention_ms: i64,
+    /// `log.retention.bytes` / `retention.bytes`: the oldest segments are deleted while the log would
+    /// stay at least this large without them; -1 (any negative value) means no size limit.
+    pub retention_bytes: i64,
+    /// `log.segment.delete.delay.ms` / `file.delete.delay.ms`: how long a deleted segment's files (renamed
+    /// to `*.deleted`) stay on disk so that in-flight reads finish.
+    pub file_delete_delay_ms: i64,
+    /// `cleanup.policy` contains `delete`: retention applies and DeleteRecords is allowed.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` contains `compact`: the cleaner compacts the log.
+    pub cleanup_compact: bool,
+    /// `log.cleaner.delete.retention.ms` / `delete.retention.ms` (carried for the cleaner).
+    pub delete_retention_ms: i64,
+    /// `log.cleaner.min.compaction.lag.ms` / `min.compaction.lag.ms` (carried for the cleaner).
+    pub min_compaction_lag_ms: i64,
+    /// `log.cleaner.max.compaction.lag.ms` / `max.compaction.lag.ms` (carried for the cleaner).
+    pub max_compaction_lag_ms: i64,
+    /// `log.cleaner.min.cleanable.ratio` / `min.cleanable.dirty.ratio` (carried for the cleaner).
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for LogConfig {
@@ -68,6 +91,15 @@ impl Default for LogConfig {
             flush_interval_ms: i64::MAX,
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
+            retention_ms: 604_800_000,
+            retention_bytes: -1,
+            file_delete_delay_ms: 60_000,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
@@ -132,6 +164,10 @@ struct Inner {
     recovery_point: i64,
     /// The clean-shutdown marker is on disk (after `close`); the next append must remove it.
     marker_on_disk: bool,
+    /// Latest "now" the broker passed in; dates deletions requested without a clock (DeleteRecords).
+    clock_ms: i64,
+    /// Files renamed to `*.deleted`, unlinked once their delay has passed.
+    pending_deletes: Vec<lifecycle::PendingDelete>,
 }
 
 /// One partition's log in its own directory. `Send + Sync`; see the module docs for locking.
@@ -215,6 +251,12 @@ fn list_dir(dir: &Path) -> io::Result<DirListing> {
         if name.ends_with(".tmp") {
             // A temp file is an interrupted atomic write; the target file is still intact.
             remove_if_exists(&entry.path())?;
+        } else if name.ends_with(lifecycle::DELETED_SUFFIX)
+            || name.ends_with(lifecycle::CLEANED_SUFFIX)
+        {
+            // `.deleted`: no reader survives a restart, so the delay is moot. `.cleaned`: a swap that never
+            // reached its commit point; the segments it would have replaced are intact.
+            remove_if_exists(&entry.path())?;
         } else if let Some(base) = parse_stem(name, ".log") {
             logs.insert(base);
         } else if let Some(base) = parse_stem(name, ".index") {
@@ -257,6 +299,7 @@ impl PartitionLog {
         }
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
+        lifecycle::complete_interrupted_swaps(dir)?;
         let listing = list_dir(dir)?;
         let recovery_point = if clean {
             i64::MAX
@@ -312,11 +355,31 @@ impl PartitionLog {
             segments.push(Arc::new(Segment::create(dir, 0, settings, now_ms)?));
             sync_dir(dir)?;
         }
+        let first_base = segments.first().map_or(0, |s| s.base_offset());
+        let mut log_end = segments.last().map_or(0, |s| s.next_offset());
+        let checkpointed = match fs::read(dir.join(LOG_START_FILE)) {
+            Ok(b) => decode_recovery_point(&b),
+            Err(_) => None,
+        };
+        let log_start = checkpointed.unwrap_or(first_base).max(first_base);
+        if log_start > log_end {
+            // Recovery cut the log below a durable log start: as Kafka's truncateFullyAndStartAt, the log
+            // restarts empty at the log start rather than re-exposing offsets a client deleted.
+            tracing::warn!(
+                log_start,
+                log_end,
+                "log ends before its start offset; restarting the log at its start"
+            );
+            for seg in segments.drain(..) {
+                seg.delete_files()?;
+            }
+            segments.push(Arc::new(Segment::create(dir, log_start, settings, now_ms)?));
+            sync_dir(dir)?;
+            log_end = log_start;
+        }
         for seg in &segments[..segments.len() - 1] {
             seg.release_index_files()?;
         }
-        let log_start = segments.first().map_or(0, |s| s.base_offset());
-        let log_end = segments.last().map_or(0, |s| s.next_offset());
         let latest_epoch = segments
             .iter()
             .rev()
@@ -336,6 +399,8 @@ impl PartitionLog {
                 last_flush_ms: now_ms,
                 recovery_point: recovery_point.min(log_end),
                 marker_on_disk: false,
+                clock_ms: now_ms,
+                pending_deletes: Vec::new(),
             }),
         };
         let producers = log.load_producer_state(&listing.snapshots)?;
@@ -457,6 +522,7 @@ impl PartitionLog {
             }
         }
         self.remove_marker(&mut inner)?;
+        inner.clock_ms = inner.clock_ms.max(now_ms);
 
         let base_offset = self.log_end.load(Ordering::Acquire);
         let mut buf = records.to_vec();
@@ -644,7 +710,8 @@ impl PartitionLog {
     /// Reads whole batches starting at the batch containing `start_offset`, up to `max_bytes` total,
     /// never including a batch whose base offset >= `max_offset` (the high watermark); if
     /// `min_one_batch` and the first batch is larger than max_bytes it is returned whole (Kafka
-    /// semantics). Data comes from one segment per call, as in Kafka. start_offset == log end -> empty;
+    /// semantics). Data comes from one segment per call, as in Kafka. An offset inside a gap left by
+    /// compaction reads from the next batch after it. start_offset == log end -> empty;
     /// start_offset < log start or > log end -> StorageError::OffsetOutOfRange.
     pub fn read(
         &self,
@@ -654,14 +721,17 @@ impl PartitionLog {
         min_one_batch: bool,
     ) -> Result<ReadResult, StorageError> {
         let log_end = self.log_end.load(Ordering::Acquire);
-        // Only the segment holding start_offset (or, past a gap, the next ones) can serve the read;
-        // cloning a few Arcs keeps the lock short without copying a long segment list on every fetch.
-        let segments: Vec<Arc<Segment>> = {
+        // Only the first segment holding data at or after start_offset can serve the read (compaction
+        // can leave gaps and even empty segments); cloning one Arc keeps the lock short.
+        let segment: Option<Arc<Segment>> = {
             let segs = read(&self.segments);
             let first = segs
                 .partition_point(|s| s.base_offset() <= start_offset)
                 .saturating_sub(1);
-            segs[first..].iter().take(3).cloned().collect()
+            segs[first..]
+                .iter()
+                .find(|s| s.next_offset() > start_offset)
+                .cloned()
         };
         let log_start = self.log_start.load(Ordering::Acquire);
         if start_offset < log_start || start_offset > log_end {
@@ -680,10 +750,9 @@ impl PartitionLog {
             return Ok(result);
         }
         let max_offset = max_offset.min(log_end);
-        for seg in &segments {
+        if let Some(seg) = segment {
             if let Some((pos, h)) = seg.find_batch(start_offset)? {
                 result.records = seg.read_batches(pos, &h, max_bytes, max_offset, min_one_batch)?;
-                break;
             }
         }
         Ok(result)
@@ -699,13 +768,17 @@ impl PartitionLog {
         self.log_end.load(Ordering::Acquire)
     }
 
-    /// ListOffsets by timestamp: the first record with timestamp >= `ts` (time index, then the batch's
-    /// record timestamps), or `None` if every record is older.
+    /// ListOffsets by timestamp: the first record at or after the log start with timestamp >= `ts` (time
+    /// index, then the batch's record timestamps), or `None` if every such record is older.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<TimestampLookup>, StorageError> {
         let max_decompressed = read(&self.config).max_decompressed_bytes();
         let segments = read(&self.segments).clone();
-        for seg in segments.iter().filter(|s| s.max_timestamp().0 >= ts) {
-            if let Some(found) = seg.find_timestamp(ts, max_decompressed)? {
+        let log_start = self.log_start.load(Ordering::Acquire);
+        for seg in segments
+            .iter()
+            .filter(|s| s.next_offset() > log_start && s.max_timestamp().0 >= ts)
+        {
+            if let Some(found) = seg.find_timestamp(ts, log_start, max_decompressed)? {
                 return Ok(Some(TimestampLookup {
                     offset: found.offset,
                     timestamp: found.timestamp,
@@ -721,8 +794,12 @@ impl PartitionLog {
     pub fn max_timestamp(&self) -> Result<Option<TimestampLookup>, StorageError> {
         let max_decompressed = read(&self.config).max_decompressed_bytes();
         let segments = read(&self.segments).clone();
+        let log_start = self.log_start.load(Ordering::Acquire);
         let mut best: Option<(&Arc<Segment>, i64)> = None;
-        for seg in segments.iter().filter(|s| s.size() > 0) {
+        for seg in segments
+            .iter()
+            .filter(|s| s.size() > 0 && s.next_offset() > log_start)
+        {
             let ts = seg.max_timestamp().0;
             if best.is_none_or(|(_, b)| ts > b) {
                 best = Some((seg, ts));
@@ -751,6 +828,16 @@ impl PartitionLog {
     /// Number of producers with idempotence state in this partition.
     pub fn producer_count(&self) -> usize {
         lock(&self.inner).producers.producer_count()
+    }
+
+    /// Producer id -> offset of its last batch (see `ProducerStateManager::last_offsets`).
+    pub fn producer_last_offsets(&self) -> std::collections::HashMap<i64, i64> {
+        lock(&self.inner).producers.last_offsets()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> LogConfig {
+        read(&self.config).clone()
     }
 
     /// Leader epoch of the last batch (for ListOffsets latest) or -1.
@@ -784,6 +871,7 @@ impl PartitionLog {
     pub fn maybe_flush(&self, now_ms: i64) -> Result<(), StorageError> {
         let interval = read(&self.config).flush_interval_ms;
         let mut inner = lock(&self.inner);
+        inner.clock_ms = inner.clock_ms.max(now_ms);
         if now_ms.saturating_sub(inner.last_flush_ms) >= interval {
             if inner.unflushed_messages > 0 {
                 self.flush_locked(&mut inner)?;
@@ -816,16 +904,23 @@ impl PartitionLog {
         }
         self.remove_marker(&mut inner)?;
         let now_ms = inner.last_flush_ms;
+        // Kafka's truncateTo: a target below the log start empties the log and restarts it there.
+        let full = offset < self.log_start.load(Ordering::Acquire);
+        if full {
+            // Lowered before the files change: a crash in between leaves a checkpoint below the first
+            // segment, which open() clamps, never one above a log that restarts lower.
+            self.persist_log_start(offset)?;
+        }
         let new_end;
         {
             let mut segs = write(&self.segments);
-            while segs.len() > 1 && segs[segs.len() - 1].base_offset() >= offset {
+            while segs.len() > 1 && (full || segs[segs.len() - 1].base_offset() >= offset) {
                 if let Some(seg) = segs.pop() {
                     seg.delete_files()?;
                 }
             }
             let last = Arc::clone(&segs[segs.len() - 1]);
-            if last.base_offset() >= offset {
+            if full || last.base_offset() >= offset {
                 last.delete_files()?;
                 let fresh = Arc::new(Segment::create(
                     &self.dir,
@@ -887,6 +982,14 @@ impl PartitionLog {
     }
 }
 
+#[path = "log_lifecycle.rs"]
+mod lifecycle;
+pub use lifecycle::{RetentionReport, SegmentInfo};
+
 #[cfg(test)]
 #[path = "log_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "log_lifecycle_tests.rs"]
+mod lifecycle_tests;

@@ -14,11 +14,11 @@ use super::*;
 use crate::batch::BatchError;
 use crate::producer_state::ProducerStateError;
 
-const T0: i64 = 1_700_000_000_000;
+pub(super) const T0: i64 = 1_700_000_000_000;
 
 /// Batch parameters for tests.
 #[derive(Clone, Copy)]
-struct B {
+pub(super) struct B {
     records: usize,
     ts: i64,
     pid: i64,
@@ -28,7 +28,7 @@ struct B {
 }
 
 impl B {
-    fn plain(records: usize, ts: i64) -> B {
+    pub(super) fn plain(records: usize, ts: i64) -> B {
         B {
             records,
             ts,
@@ -53,7 +53,7 @@ impl B {
         self
     }
     /// Record i gets timestamp `ts + i`.
-    fn encode(self) -> Bytes {
+    pub(super) fn encode(self) -> Bytes {
         self.encode_with(KCompression::None)
     }
     fn encode_with(self, compression: KCompression) -> Bytes {
@@ -90,7 +90,7 @@ impl B {
     }
 }
 
-fn small_config() -> LogConfig {
+pub(super) fn small_config() -> LogConfig {
     LogConfig {
         segment_bytes: 2048,
         index_interval_bytes: 200,
@@ -99,7 +99,7 @@ fn small_config() -> LogConfig {
 }
 
 /// Splits a read result into its batch headers, checking every CRC and that batches are whole.
-fn batches_of(bytes: &[u8]) -> Vec<BatchHeader> {
+pub(super) fn batches_of(bytes: &[u8]) -> Vec<BatchHeader> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < bytes.len() {
@@ -118,7 +118,7 @@ fn batches_of(bytes: &[u8]) -> Vec<BatchHeader> {
 }
 
 /// Reads the whole log from `from`, batch run by batch run, returning all headers.
-fn read_all(log: &PartitionLog, from: i64) -> Vec<BatchHeader> {
+pub(super) fn read_all(log: &PartitionLog, from: i64) -> Vec<BatchHeader> {
     let mut out = Vec::new();
     let mut next = from;
     while next < log.log_end_offset() {
@@ -140,7 +140,7 @@ fn assert_contiguous(headers: &[BatchHeader], from: i64, to: i64) {
     assert_eq!(expected, to);
 }
 
-fn segment_files(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
+pub(super) fn segment_files(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())

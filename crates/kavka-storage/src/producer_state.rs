@@ -297,6 +297,15 @@ impl ProducerStateManager {
         self.producers.len()
     }
 
+    /// Producer id -> offset of its last batch, for every known producer (the compactor keeps the batch
+    /// at that offset, even emptied, because it carries the producer's last sequence).
+    pub fn last_offsets(&self) -> std::collections::HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .map(|(id, e)| (*id, e.last_offset))
+            .collect()
+    }
+
     /// Current epoch and cached batches (oldest first) of a producer, if known.
     pub fn producer(&self, producer_id: i64) -> Option<(i16, Vec<BatchMetadata>)> {
         self.producers

@@ -618,26 +618,38 @@ impl Segment {
         Ok(buf)
     }
 
-    /// The first record in this segment with timestamp >= `target`, if any.
+    /// The first record in this segment with timestamp >= `target` and offset >= `min_offset` (the log
+    /// start: records below it are logically deleted even while their segment still exists), if any.
     pub fn find_timestamp(
         &self,
         target: i64,
+        min_offset: i64,
         max_decompressed: usize,
     ) -> io::Result<Option<FoundRecord>> {
         let limit = self.size();
         let start = read(&self.time_index).lookup(target);
-        let pos = match start {
+        let by_time = match start {
             Some(t) => read(&self.offset_index)
                 .lookup(t.relative_offset)
                 .map_or(0, |e| u64::from(e.position)),
             None => 0,
         };
+        // Either index may allow skipping ahead; both positions are batch starts at or before the answer.
+        let min_rel = (min_offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
+        let by_offset = read(&self.offset_index)
+            .lookup(min_rel)
+            .map_or(0, |e| u64::from(e.position));
+        let pos = by_time.max(by_offset);
         let mut scanner = HeaderScanner::new(&self.log, pos, limit);
         while let Some((at, h)) = scanner.next_header()? {
-            if h.max_timestamp >= target {
+            if h.max_timestamp >= target && h.last_offset() >= min_offset {
                 let bytes = self.read_batch(at, &h)?;
-                let found = first_record_matching(&bytes, &h, max_decompressed, |ts| ts >= target);
-                if let Some(found) = found {
+                let found = first_record_matching(&bytes, &h, max_decompressed, |off, ts| {
+                    ts >= target && off >= min_offset
+                });
+                if let Some(mut found) = found {
+                    // The undecodable-batch fallback answers with the batch base, which may precede the bound.
+                    found.offset = found.offset.max(min_offset);
                     return Ok(Some(found));
                 }
             }
@@ -655,9 +667,12 @@ impl Segment {
             return Ok(None);
         };
         let bytes = self.read_batch(pos, &h)?;
-        Ok(first_record_matching(&bytes, &h, max_decompressed, |ts| {
-            ts == max_ts
-        }))
+        Ok(first_record_matching(
+            &bytes,
+            &h,
+            max_decompressed,
+            |_, ts| ts == max_ts,
+        ))
     }
 
     /// Writes the final time index entry Kafka adds when a segment stops being active, so that the
@@ -695,6 +710,46 @@ impl Segment {
         Ok(self.next_offset())
     }
 
+    /// Paths of the segment's files as it opened or created them: log, offset index, time index.
+    pub fn file_paths(&self) -> [PathBuf; 3] {
+        [
+            self.log_path.clone(),
+            read(&self.offset_index).path().to_path_buf(),
+            read(&self.time_index).path().to_path_buf(),
+        ]
+    }
+
+    /// Kafka's `largestTimestamp`: the largest record timestamp, or the log file's modification time when
+    /// no batch carries a timestamp (time retention must still be able to expire such a segment).
+    pub fn largest_timestamp(&self) -> io::Result<i64> {
+        let max_ts = self.max_timestamp().0;
+        if max_ts >= 0 {
+            return Ok(max_ts);
+        }
+        let modified = self.log.metadata()?.modified()?;
+        Ok(modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+    }
+
+    /// Whole batches starting at byte `position` (which must be a batch start), at most `max_bytes` of
+    /// them but always at least one batch; empty at or past the end. Used to stream a closed segment to
+    /// the cleaner without holding it all in memory.
+    pub fn read_raw_batches(&self, position: u64, max_bytes: usize) -> io::Result<Bytes> {
+        let limit = self.size();
+        match self.read_header(position, limit)? {
+            Some(h) => self.read_batches(position, &h, max_bytes, i64::MAX, true),
+            None if position >= limit => Ok(Bytes::new()),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "no batch starts at position {position} of {}",
+                    self.log_path.display()
+                ),
+            )),
+        }
+    }
+
     /// Removes the segment's files.
     pub fn delete_files(&self) -> io::Result<()> {
         let paths = [
@@ -720,22 +775,25 @@ fn first_record_matching(
     bytes: &[u8],
     h: &BatchHeader,
     max_decompressed: usize,
-    pred: impl Fn(i64) -> bool,
+    pred: impl Fn(i64, i64) -> bool,
 ) -> Option<FoundRecord> {
     let leader_epoch = h.partition_leader_epoch;
     match record_timestamps(bytes, max_decompressed) {
-        Ok(records) => records
-            .into_iter()
-            .find(|(_, ts)| pred(*ts))
-            .map(|(offset, timestamp)| FoundRecord {
-                offset,
-                timestamp,
-                leader_epoch,
-            }),
+        Ok(records) => {
+            records
+                .into_iter()
+                .find(|(off, ts)| pred(*off, *ts))
+                .map(|(offset, timestamp)| FoundRecord {
+                    offset,
+                    timestamp,
+                    leader_epoch,
+                })
+        }
         Err(e) => {
             let e: BatchError = e;
             tracing::warn!(error = %e, base_offset = h.base_offset, "cannot decode batch for a timestamp lookup");
-            pred(h.max_timestamp).then_some(FoundRecord {
+            // The last offset stands for "some record of this batch" so an offset bound can still match.
+            pred(h.last_offset(), h.max_timestamp).then_some(FoundRecord {
                 offset: h.base_offset,
                 timestamp: h.max_timestamp,
                 leader_epoch,

@@ -1,0 +1,111 @@
+//! AlterConfigs (key 33): replaces a resource's configuration overrides with the request's set (keys not
+//! named lose their override), as Kafka's legacy API does. Topic overrides are metadata records, so a
+//! change reaches the topic's partitions (segment, retention, flush, message-size settings) without a
+//! restart. The incremental form is `incremental_alter_configs`.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+
+use super::str_bytes;
+use crate::dispatch::RequestContext;
+use crate::metadata::ControllerError;
+use crate::server::Broker;
+
+/// Resource type codes (Kafka's ConfigResource.Type).
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+/// The outcome of altering one resource: (error code, message).
+pub type AlterOutcome = (i16, Option<String>);
+
+/// Alters one resource: `build` turns the current topic overrides into the new ones.
+pub async fn alter_resource(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    build: impl FnOnce(
+            &BTreeMap<String, String>,
+        ) -> Result<BTreeMap<String, String>, kavka_config::ConfigError>
+        + Send
+        + 'static,
+) -> AlterOutcome {
+    match resource_type {
+        RESOURCE_TOPIC => {
+            let topic = name.to_string();
+            let result = broker
+                .with_controller(move |c| c.alter_topic_configs(&topic, validate_only, build))
+                .await;
+            match result {
+                Ok(()) => (0, None),
+                Err(ControllerError::UnknownTopic) => (
+                    ResponseError::UnknownTopicOrPartition.code(),
+                    Some(format!("Topic {name} does not exist")),
+                ),
+                Err(e) => (e.code(), Some(e.to_string())),
+            }
+        }
+        RESOURCE_BROKER => (
+            ResponseError::InvalidRequest.code(),
+            Some("Dynamic broker configuration is not supported by this broker yet; set it in the broker's properties".into()),
+        ),
+        other => (
+            ResponseError::InvalidRequest.code(),
+            Some(format!("Unsupported resource type {other}")),
+        ),
+    }
+}
+
+/// Duplicate keys in one resource make Kafka refuse the whole resource.
+pub fn duplicate_keys<'a>(keys: impl Iterator<Item = &'a str>) -> bool {
+    let mut seen = std::collections::BTreeSet::new();
+    keys.into_iter().any(|k| !seen.insert(k))
+}
+
+pub async fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext<'_>,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        let name = resource.resource_name.to_string();
+        let (code, message) = if duplicate_keys(resource.configs.iter().map(|c| c.name.as_str())) {
+            (
+                ResponseError::InvalidRequest.code(),
+                Some("Error due to duplicate config keys".to_string()),
+            )
+        } else {
+            let wanted: BTreeMap<String, Option<String>> = resource
+                .configs
+                .iter()
+                .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                .collect();
+            alter_resource(
+                broker,
+                resource.resource_type,
+                &name,
+                request.validate_only,
+                move |_| {
+                    // The request is the whole new set; a null value means no override.
+                    Ok(wanted
+                        .into_iter()
+                        .filter_map(|(k, v)| v.map(|v| (k, v)))
+                        .collect())
+                },
+            )
+            .await
+        };
+        responses.push(
+            AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_error_message(message.map(str_bytes))
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name),
+        );
+    }
+    AlterConfigsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,303 @@
+//! The log cleaner: compaction of `cleanup.policy=compact` logs (Kafka's LogCleaner) on a dedicated
+//! thread, so it never blocks produce or fetch.
+//!
+//! Each round picks the dirtiest compacted log whose dirty ratio (bytes not yet cleaned over all closed
+//! bytes) reaches `min.cleanable.dirty.ratio`, or whose dirty data is older than `max.compaction.lag.ms`,
+//! or whose tombstones' delete horizon has passed. It builds the key -> latest offset map over the dirty
+//! closed segments (bounded by `log.cleaner.dedupe.buffer.size`; a full map cleans up to where it got),
+//! then rewrites the closed segments from the log start up to there, grouped so a cleaned group stays
+//! within `segment.bytes`, and swaps each group in (`PartitionLog::replace_segments`, crash-safe).
+//! Segments newer than `min.compaction.lag.ms` and the active segment are never cleaned. Reads and writes
+//! are paced by `log.cleaner.io.max.bytes.per.second`. The record-level work is
+//! `kavka_storage::cleaner`.
+//!
+//! Where a log's dirty section starts is kept in memory: after a restart each compacted log is cleaned
+//! once from its start, which rewrites nothing that is already clean.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kavka_config::BrokerConfig;
+use kavka_storage::cleaner::{BatchCleaner, CleanOptions, MapFill, OffsetMap, Throttler};
+use kavka_storage::log::SegmentInfo;
+use kavka_storage::StorageError;
+
+use super::{Partition, ReplicaManager, TopicPartition};
+use crate::handlers::now_ms;
+
+/// Bound on one batch's decompressed size while cleaning (a batch beyond it stops that log's round).
+const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
+
+/// Per-log cleaning state.
+#[derive(Default, Clone, Copy)]
+struct LogProgress {
+    /// Offsets below this were cleaned (Kafka's cleaner checkpoint).
+    first_dirty: i64,
+    /// When remaining tombstones can go (a later pass must run then), if any.
+    delete_horizon: Option<i64>,
+}
+
+/// A log that needs cleaning and its priority (its dirty ratio; overdue logs first).
+struct Candidate {
+    partition: Arc<Partition>,
+    priority: f64,
+}
+
+/// Runs the cleaner until `stop` is set. Call on a dedicated thread.
+pub fn run(replicas: Arc<ReplicaManager>, config: Arc<BrokerConfig>, stop: Arc<AtomicBool>) {
+    let threads = config.log_cleaner_threads.max(1) as i64;
+    let memory = (config.log_cleaner_dedupe_buffer_size / threads).max(1024 * 1024) as usize;
+    let mut map = match OffsetMap::new(memory, config.log_cleaner_io_buffer_load_factor) {
+        Ok(map) => map,
+        Err(e) => {
+            tracing::error!(error = %e, "log cleaner disabled: cannot allocate its offset map");
+            return;
+        }
+    };
+    let mut cleaner = BatchCleaner::new();
+    let mut throttler = Throttler::new(config.log_cleaner_io_max_bytes_per_second);
+    let mut progress: HashMap<TopicPartition, LogProgress> = HashMap::new();
+    let backoff = Duration::from_millis(config.log_cleaner_backoff_ms.max(10) as u64);
+    tracing::info!(map_bytes = memory, "log cleaner started");
+    while !stop.load(Ordering::Acquire) {
+        let now = now_ms();
+        let candidate = pick(&replicas, &progress, now);
+        let Some(candidate) = candidate else {
+            sleep_unless_stopped(backoff, &stop);
+            continue;
+        };
+        let key = (candidate.partition.topic.clone(), candidate.partition.index);
+        let state = progress.get(&key).copied().unwrap_or_default();
+        match clean_log(
+            &candidate.partition,
+            state,
+            &mut map,
+            &mut cleaner,
+            &mut throttler,
+            &stop,
+        ) {
+            Ok(next) => {
+                progress.insert(key, next);
+            }
+            Err(CleanFailure::Changed) => {} // retention or DeleteRecords moved segments: retry later
+            Err(CleanFailure::Stopped) => break,
+            Err(CleanFailure::Failed(e)) => {
+                tracing::error!(topic = %key.0, partition = key.1, error = %e, "log compaction failed; will retry after the backoff");
+                // Do not spin on a log that cannot be cleaned.
+                let mut next = state;
+                next.first_dirty = i64::MAX;
+                progress.insert(key, next);
+                sleep_unless_stopped(backoff, &stop);
+            }
+        }
+        // Forget logs that are gone.
+        progress.retain(|(t, p), _| replicas.get(t, *p).is_some());
+    }
+}
+
+fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
+    let step = Duration::from_millis(50);
+    let mut slept = Duration::ZERO;
+    while slept < total && !stop.load(Ordering::Acquire) {
+        std::thread::sleep(step);
+        slept += step;
+    }
+}
+
+/// The closed segments that may be cleaned now: from the log start, stopping at the first one with
+/// records newer than `min.compaction.lag.ms`.
+fn cleanable(partition: &Partition, now: i64) -> Vec<SegmentInfo> {
+    let log = partition.log();
+    let lag = log.config().min_compaction_lag_ms;
+    let hw = partition.high_watermark();
+    log.cleanable_segments()
+        .into_iter()
+        .take_while(|s| {
+            s.next_segment_base <= hw && (lag <= 0 || s.max_timestamp <= now.saturating_sub(lag))
+        })
+        .collect()
+}
+
+fn pick(
+    replicas: &ReplicaManager,
+    progress: &HashMap<TopicPartition, LogProgress>,
+    now: i64,
+) -> Option<Candidate> {
+    let mut best: Option<Candidate> = None;
+    for partition in replicas.partitions() {
+        let config = partition.log().config();
+        if !config.cleanup_compact {
+            continue;
+        }
+        let state = progress
+            .get(&(partition.topic.clone(), partition.index))
+            .copied()
+            .unwrap_or_default();
+        let segments = cleanable(&partition, now);
+        let total: u64 = segments.iter().map(|s| s.size_bytes).sum();
+        if total == 0 {
+            continue;
+        }
+        let dirty_segments: Vec<&SegmentInfo> = segments
+            .iter()
+            .filter(|s| s.next_segment_base > state.first_dirty)
+            .collect();
+        let dirty: u64 = dirty_segments.iter().map(|s| s.size_bytes).sum();
+        let ratio = dirty as f64 / total as f64;
+        // max.compaction.lag.ms: dirty data this old must be cleaned whatever the ratio.
+        let overdue = config.max_compaction_lag_ms < i64::MAX
+            && dirty_segments.iter().any(|s| {
+                s.max_timestamp >= 0
+                    && s.max_timestamp < now.saturating_sub(config.max_compaction_lag_ms)
+            });
+        let horizon_passed = state.delete_horizon.is_some_and(|h| now >= h);
+        let wanted =
+            (dirty > 0 && ratio >= config.min_cleanable_dirty_ratio) || overdue || horizon_passed;
+        if !wanted {
+            continue;
+        }
+        let priority = if overdue || horizon_passed {
+            f64::MAX
+        } else {
+            ratio
+        };
+        if best.as_ref().is_none_or(|b| priority > b.priority) {
+            best = Some(Candidate {
+                partition,
+                priority,
+            });
+        }
+    }
+    best
+}
+
+enum CleanFailure {
+    Changed,
+    Stopped,
+    Failed(String),
+}
+
+fn storage_failure(e: StorageError) -> CleanFailure {
+    match e {
+        StorageError::SegmentsChanged(_) => CleanFailure::Changed,
+        other => CleanFailure::Failed(other.to_string()),
+    }
+}
+
+fn read_whole(segment: &SegmentInfo) -> Result<bytes::Bytes, StorageError> {
+    let mut out = bytes::BytesMut::with_capacity(segment.size_bytes as usize);
+    let mut position = 0u64;
+    loop {
+        let chunk = segment.read_batches(position, 8 * 1024 * 1024)?;
+        if chunk.is_empty() {
+            break;
+        }
+        position += chunk.len() as u64;
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
+}
+
+/// One cleaning round of one log.
+fn clean_log(
+    partition: &Partition,
+    state: LogProgress,
+    map: &mut OffsetMap,
+    cleaner: &mut BatchCleaner,
+    throttler: &mut Throttler,
+    stop: &AtomicBool,
+) -> Result<LogProgress, CleanFailure> {
+    let started = std::time::Instant::now();
+    let log = partition.log();
+    let config = log.config();
+    let now = now_ms();
+    let segments = cleanable(partition, now);
+    let Some(last) = segments.last() else {
+        return Ok(state);
+    };
+    let cleanable_end = last.next_segment_base;
+    let first_dirty = state
+        .first_dirty
+        .max(log.log_start_offset())
+        .min(cleanable_end);
+    map.clear();
+    let mut map_end = cleanable_end;
+    for segment in segments
+        .iter()
+        .filter(|s| s.next_segment_base > first_dirty)
+    {
+        if stop.load(Ordering::Acquire) {
+            return Err(CleanFailure::Stopped);
+        }
+        let bytes = read_whole(segment).map_err(storage_failure)?;
+        throttler.maybe_throttle(bytes.len() as u64);
+        let start = first_dirty.max(segment.base_offset);
+        match map.add_segment(
+            &bytes,
+            start,
+            segment.next_segment_base,
+            MAX_DECOMPRESSED_BYTES,
+        ) {
+            Ok(MapFill::Complete) => {}
+            Ok(MapFill::Full) => {
+                map_end = map.latest_offset() + 1;
+                break;
+            }
+            Err(e) => return Err(CleanFailure::Failed(e.to_string())),
+        }
+    }
+    let mut options = CleanOptions::new(now);
+    options.delete_retention_ms = config.delete_retention_ms;
+    options.max_decompressed_bytes = MAX_DECOMPRESSED_BYTES;
+    options.upper_bound_offset = Some(map_end);
+    options.active_producer_last_offsets = log.producer_last_offsets();
+    // Group consecutive segments whose cleaned sizes fit one segment, and swap each group in.
+    let mut horizon: Option<i64> = None;
+    let (mut read_bytes, mut written_bytes) = (0u64, 0u64);
+    let mut group: Vec<i64> = Vec::new();
+    let mut out: Vec<u8> = Vec::new();
+    let to_clean: Vec<&SegmentInfo> = segments
+        .iter()
+        .filter(|s| s.base_offset < map_end)
+        .collect();
+    for (i, segment) in to_clean.iter().enumerate() {
+        if stop.load(Ordering::Acquire) {
+            return Err(CleanFailure::Stopped);
+        }
+        let bytes = read_whole(segment).map_err(storage_failure)?;
+        throttler.maybe_throttle(bytes.len() as u64);
+        read_bytes += bytes.len() as u64;
+        let summary = cleaner
+            .clean(&bytes, map, &options, &mut out)
+            .map_err(|e| CleanFailure::Failed(e.to_string()))?;
+        if let Some(h) = summary.earliest_delete_horizon {
+            horizon = Some(horizon.map_or(h, |x: i64| x.min(h)));
+        }
+        group.push(segment.base_offset);
+        let next_fits = to_clean.get(i + 1).is_some_and(|next| {
+            (out.len() as u64).saturating_add(next.size_bytes) <= config.segment_bytes
+        });
+        if !next_fits {
+            written_bytes += out.len() as u64;
+            throttler.maybe_throttle(out.len() as u64);
+            log.replace_segments(&group, bytes::Bytes::from(std::mem::take(&mut out)))
+                .map_err(storage_failure)?;
+            group.clear();
+        }
+    }
+    tracing::info!(
+        topic = %partition.topic,
+        partition = partition.index,
+        cleaned_up_to = map_end,
+        read_bytes,
+        written_bytes,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "log compacted"
+    );
+    Ok(LogProgress {
+        first_dirty: map_end,
+        delete_horizon: horizon,
+    })
+}
