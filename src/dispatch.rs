@@ -444,6 +444,7 @@ mod tests {
                 crate::server::consumer_group_settings(&broker_config),
             ),
             group_writes: Default::default(),
+            effective: Arc::new(std::sync::RwLock::new(Arc::new(broker_config.clone()))),
         };
         let conn = ConnectionContext {
             peer: "127.0.0.1:1".parse().expect("addr"),

@@ -49,6 +49,36 @@ pub struct Broker {
     /// Serializes membership writes to `__consumer_offsets` (see `persist_groups`); holds the consumer
     /// group records as last written, so that only what changed is appended.
     pub group_writes: tokio::sync::Mutex<ConsumerGroupRecords>,
+    /// The configuration in force: `config` plus the dynamic broker configuration of the metadata log.
+    pub effective: EffectiveConfig,
+}
+
+/// The broker configuration in force, replaced when dynamic configuration changes.
+pub type EffectiveConfig = Arc<std::sync::RwLock<Arc<BrokerConfig>>>;
+
+/// `base` with the image's dynamic broker configuration on top (cluster default, then this node's).
+/// Stored values were validated when written; if a newer validation refuses them, the static
+/// configuration stays in force and the problem is logged.
+pub fn effective_config(base: &BrokerConfig, image: &MetadataImage, node_id: i32) -> BrokerConfig {
+    let cluster = image.broker_config("");
+    let node = image.broker_config(&node_id.to_string());
+    if cluster.is_empty() && node.is_empty() {
+        return base.clone();
+    }
+    base.with_dynamic(&cluster, &node).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "invalid dynamic broker configuration; using the static one");
+        base.clone()
+    })
+}
+
+impl Broker {
+    /// The configuration in force (static plus dynamic).
+    pub fn effective_config(&self) -> Arc<BrokerConfig> {
+        match self.effective.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
 }
 
 impl Broker {
@@ -162,12 +192,22 @@ impl Broker {
     ) -> Result<T, ControllerError> {
         let controller = self.controller.clone();
         let replicas = self.replicas.clone();
+        let (base, effective, node_id) =
+            (self.config.clone(), self.effective.clone(), self.node_id);
         let joined = tokio::task::spawn_blocking(move || {
-            let before = controller.image().last_applied;
+            let before = controller.image();
             let result = operation(&controller)?;
             let image = controller.image();
-            if image.last_applied == before {
+            if image.last_applied == before.last_applied {
                 return Ok(result);
+            }
+            if image.broker_configs != before.broker_configs {
+                let config = Arc::new(effective_config(&base, &image, node_id));
+                replicas.set_broker_config(config.clone());
+                match effective.write() {
+                    Ok(mut g) => *g = config,
+                    Err(p) => *p.into_inner() = config,
+                }
             }
             replicas.apply_image(&image, now_ms());
             Ok(result)
@@ -261,7 +301,8 @@ pub async fn run(
             delete_topic_enable: config.delete_topic_enable,
         },
     )?);
-    let replicas = Arc::new(ReplicaManager::new(node_id, config.clone()));
+    let effective = Arc::new(effective_config(&config, &controller.image(), node_id));
+    let replicas = Arc::new(ReplicaManager::new(node_id, effective.clone()));
     {
         let loading = replicas.clone();
         let image = controller.image();
@@ -288,6 +329,7 @@ pub async fn run(
         membership: ClassicGroups::new(group_settings(&config)),
         consumers: ConsumerGroups::new(consumer_group_settings(&config)),
         group_writes: tokio::sync::Mutex::new(ConsumerGroupRecords::new()),
+        effective: Arc::new(std::sync::RwLock::new(effective)),
     });
     load_group_state(&broker).await;
     let listeners = bind_listeners(&config).await?;
@@ -315,7 +357,11 @@ pub async fn run(
     // Compaction runs on its own thread: its work is long, blocking file I/O.
     let cleaner_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let cleaner = config.log_cleaner_enable.then(|| {
-        let (replicas, config, stop) = (replicas.clone(), config.clone(), cleaner_stop.clone());
+        let (replicas, config, stop) = (
+            replicas.clone(),
+            broker.effective.clone(),
+            cleaner_stop.clone(),
+        );
         std::thread::Builder::new()
             .name("log-cleaner".into())
             .spawn(move || crate::replica::cleaner::run(replicas, config, stop))

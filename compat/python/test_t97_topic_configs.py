@@ -10,7 +10,10 @@ from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResourc
                                    ResourceType)
 
 from kafka.admin import ConfigResource as KPConfigResource, ConfigResourceType
+import struct
+
 from kclients import ck_admin, ck_create_topic, ck_produce, ck_producer, kp_admin
+from rawkafka import Conn, Reader, kstring
 
 T = 20
 
@@ -117,3 +120,74 @@ def test_max_message_bytes_change_applies_without_restart_and_persists(broker, t
     producer = ck_producer(broker, **{"message.max.bytes": 200000})
     results = ck_produce(producer, topic, [(None, b"z" * 50000, None)], raise_on_error=False)
     assert results[0][0] is not None and results[0][0].code() == KafkaError.MSG_SIZE_TOO_LARGE, results
+
+
+def raw_incremental_alter_broker(broker, name: str, key: str, value: str | None,
+                                 op: int = 0) -> tuple[int, str | None]:
+    """IncrementalAlterConfigs v0 (key 44) on one broker resource; returns (error code, message)."""
+    body = (struct.pack(">i", 1) + struct.pack(">b", 4) + kstring(name)
+            + struct.pack(">i", 1) + kstring(key) + struct.pack(">b", op) + kstring(value)
+            + struct.pack(">?", False))
+    with Conn(broker.port) as conn:
+        r = Reader(conn.request(44, 0, body))
+    r.take("i")  # throttle
+    assert r.take("i") == 1
+    code, message = r.take("h"), r.string()
+    assert r.take("b") == 4 and r.string() == name
+    return code, message
+
+
+def broker_described(admin, name: str) -> dict:
+    res = ConfigResource(ResourceType.BROKER, name)
+    return admin.describe_configs([res])[res].result(timeout=T)
+
+
+def broker_incremental(admin, name: str, entries):
+    res = ConfigResource(ResourceType.BROKER, name, incremental_configs=entries)
+    return admin.incremental_alter_configs([res])[res].result(timeout=T)
+
+
+def test_dynamic_broker_config_applies_to_topics_without_restart(broker, topic):
+    ck_create_topic(broker, topic)
+    admin = ck_admin(broker)
+    # Cluster-wide default (resource name "", what `kafka-configs --entity-default` sends; the
+    # Python clients refuse an empty name, so a raw IncrementalAlterConfigs v0): the topic's
+    # max.message.bytes follows message.max.bytes.
+    assert raw_incremental_alter_broker(broker, "", "message.max.bytes", "20000") == (0, None)
+    cfg = broker_described(admin, "0")
+    assert cfg["message.max.bytes"].value == "20000"
+    assert cfg["message.max.bytes"].source == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
+    assert not cfg["message.max.bytes"].is_read_only
+    assert cfg["log.dirs"].is_read_only
+    assert described(admin, topic)["max.message.bytes"].value == "20000"
+    producer = ck_producer(broker, **{"message.max.bytes": 200000})
+    results = ck_produce(producer, topic, [(None, b"x" * 50000, None)], raise_on_error=False)
+    assert results[0][0] is not None and results[0][0].code() == KafkaError.MSG_SIZE_TOO_LARGE
+    # This node's own setting wins over the cluster default; deleting it falls back.
+    broker_incremental(admin, "0", [ConfigEntry("message.max.bytes", "100000",
+                                                incremental_operation=AlterConfigOpType.SET)])
+    assert broker_described(admin, "0")["message.max.bytes"].source == \
+        ConfigSource.DYNAMIC_BROKER_CONFIG.value
+    ck_produce(producer, topic, [(None, b"y" * 50000, None)])
+    del producer
+    broker.kill9()
+    broker.start()
+    admin = ck_admin(broker)
+    assert broker_described(admin, "0")["message.max.bytes"].value == "100000"
+    broker_incremental(admin, "0", [ConfigEntry("message.max.bytes", None,
+                                                incremental_operation=AlterConfigOpType.DELETE)])
+    assert described(admin, topic)["max.message.bytes"].value == "20000"
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("log.dirs", "/tmp/elsewhere", "Cannot update these configs dynamically"),
+    ("no.such.key", "1", "Unknown broker config name"),
+    ("log.retention.ms", "soon", "log.retention.ms"),
+])
+def test_broker_configs_that_cannot_change_are_refused(broker, key, value, fragment):
+    admin = ck_admin(broker)
+    with pytest.raises(KafkaException) as refused:
+        broker_incremental(admin, "0", [ConfigEntry(key, value,
+                                                    incremental_operation=AlterConfigOpType.SET)])
+    err = refused.value.args[0]
+    assert err.code() == KafkaError.INVALID_CONFIG and fragment in err.str(), err

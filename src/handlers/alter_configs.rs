@@ -1,7 +1,8 @@
 //! AlterConfigs (key 33): replaces a resource's configuration overrides with the request's set (keys not
-//! named lose their override), as Kafka's legacy API does. Topic overrides are metadata records, so a
-//! change reaches the topic's partitions (segment, retention, flush, message-size settings) without a
-//! restart. The incremental form is `incremental_alter_configs`.
+//! named lose their override), as Kafka's legacy API does. Topic overrides and dynamic broker settings
+//! (the cluster-wide default "" or this node's id; only keys Kafka can change at run time) are metadata
+//! records, so a change reaches the partitions (segment, retention, flush, message-size, cleanup settings)
+//! and the cleaner without a restart. The incremental form is `incremental_alter_configs`.
 
 use std::collections::BTreeMap;
 
@@ -21,7 +22,8 @@ pub const RESOURCE_BROKER: i8 = 4;
 /// The outcome of altering one resource: (error code, message).
 pub type AlterOutcome = (i16, Option<String>);
 
-/// Alters one resource: `build` turns the current topic overrides into the new ones.
+/// Alters one resource: `build` turns its current settings (a topic's overrides, or one level of
+/// dynamic broker configuration) into the new ones.
 pub async fn alter_resource(
     broker: &Broker,
     resource_type: i8,
@@ -48,10 +50,29 @@ pub async fn alter_resource(
                 Err(e) => (e.code(), Some(e.to_string())),
             }
         }
-        RESOURCE_BROKER => (
-            ResponseError::InvalidRequest.code(),
-            Some("Dynamic broker configuration is not supported by this broker yet; set it in the broker's properties".into()),
-        ),
+        RESOURCE_BROKER => {
+            // "" is the cluster-wide default; otherwise it must name this node.
+            if !name.is_empty() && name != broker.node_id.to_string() {
+                return (
+                    ResponseError::InvalidRequest.code(),
+                    Some(format!(
+                        "Unexpected broker id, expected {} or empty string, but received {name}",
+                        broker.node_id
+                    )),
+                );
+            }
+            let level = name.to_string();
+            let base = broker.config.clone();
+            let result = broker
+                .with_controller(move |c| {
+                    c.alter_broker_configs(&level, &base, validate_only, build)
+                })
+                .await;
+            match result {
+                Ok(()) => (0, None),
+                Err(e) => (e.code(), Some(e.to_string())),
+            }
+        }
         other => (
             ResponseError::InvalidRequest.code(),
             Some(format!("Unsupported resource type {other}")),

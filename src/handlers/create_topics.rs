@@ -128,21 +128,22 @@ pub async fn handle(
             .await
         {
             Ok((topic_id, partitions, rf)) => {
-                let described = kavka_config::describe_topic_configs(&configs, &broker.config)
-                    .into_iter()
-                    .map(|entry| {
-                        CreatableTopicConfigs::default()
-                            .with_name(str_bytes(entry.name))
-                            .with_value(if entry.sensitive {
-                                None
-                            } else {
-                                entry.value.map(str_bytes)
-                            })
-                            .with_read_only(entry.read_only)
-                            .with_config_source(entry.source.code())
-                            .with_is_sensitive(entry.sensitive)
-                    })
-                    .collect();
+                let described =
+                    kavka_config::describe_topic_configs(&configs, &broker.effective_config())
+                        .into_iter()
+                        .map(|entry| {
+                            CreatableTopicConfigs::default()
+                                .with_name(str_bytes(entry.name))
+                                .with_value(if entry.sensitive {
+                                    None
+                                } else {
+                                    entry.value.map(str_bytes)
+                                })
+                                .with_read_only(entry.read_only)
+                                .with_config_source(entry.source.code())
+                                .with_is_sensitive(entry.sensitive)
+                        })
+                        .collect();
                 results.push(
                     result
                         .with_topic_id(if validate_only {

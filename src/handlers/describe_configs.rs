@@ -32,9 +32,10 @@ pub fn handle(
                 .with_resource_name(resource.resource_name.clone());
             let entries = match resource.resource_type {
                 RESOURCE_TOPIC => match image.topic(&name) {
-                    Some(topic) => {
-                        kavka_config::describe_topic_configs(&topic.configs, &broker.config)
-                    }
+                    Some(topic) => kavka_config::describe_topic_configs(
+                        &topic.configs,
+                        &broker.effective_config(),
+                    ),
                     None => {
                         return result
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
@@ -53,7 +54,7 @@ pub fn handle(
                                 broker.node_id
                             ))));
                     }
-                    broker.config.describe()
+                    broker.effective_config().describe()
                 }
                 RESOURCE_BROKER_LOGGER => {
                     return result

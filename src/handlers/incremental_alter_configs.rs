@@ -54,12 +54,17 @@ pub async fn handle(
             ),
             Err(message) => (ResponseError::InvalidRequest.code(), Some(message)),
             Ok(ops) => {
+                let apply = if resource.resource_type == super::alter_configs::RESOURCE_TOPIC {
+                    kavka_config::apply_topic_config_ops
+                } else {
+                    kavka_config::apply_broker_config_ops
+                };
                 alter_resource(
                     broker,
                     resource.resource_type,
                     &name,
                     request.validate_only,
-                    move |current| kavka_config::apply_topic_config_ops(current, &ops),
+                    move |current| apply(current, &ops),
                 )
                 .await
             }

@@ -99,7 +99,7 @@ pub async fn handle(
         // Resolved once per topic, not per partition: it parses every override.
         let topic_config = topic
             .as_ref()
-            .and_then(|t| TopicConfig::resolve(&t.configs, &broker.config).ok());
+            .and_then(|t| TopicConfig::resolve(&t.configs, &broker.effective_config()).ok());
         let unknown_topic_error = if version >= TOPIC_ID_VERSION {
             ResponseError::UnknownTopicId
         } else {
@@ -183,7 +183,9 @@ pub async fn handle(
                     .unwrap_or(0);
                 let min_isr = topic_config
                     .as_ref()
-                    .map_or(broker.config.min_insync_replicas, |c| c.min_insync_replicas)
+                    .map_or(broker.effective_config().min_insync_replicas, |c| {
+                        c.min_insync_replicas
+                    })
                     .max(0) as usize;
                 if isr < min_isr {
                     partition_responses.push(error(

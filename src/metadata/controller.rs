@@ -356,6 +356,60 @@ impl Controller {
         Ok(())
     }
 
+    /// Replaces the dynamic configuration of one broker level ("" = cluster-wide default) with what
+    /// `build` makes of the current one; only keys Kafka can change at run time are accepted, and the
+    /// result must give a valid broker configuration on top of `base` (the static one).
+    pub fn alter_broker_configs(
+        &self,
+        broker: &str,
+        base: &kavka_config::BrokerConfig,
+        validate_only: bool,
+        build: impl FnOnce(
+            &BTreeMap<String, String>,
+        ) -> Result<BTreeMap<String, String>, kavka_config::ConfigError>,
+    ) -> Result<(), ControllerError> {
+        let mut state = self.lock();
+        let current = state.image.broker_config(broker);
+        let invalid = |e: kavka_config::ConfigError| ControllerError::InvalidConfig(e.to_string());
+        let next = build(&current).map_err(invalid)?;
+        kavka_config::validate_dynamic_broker_configs(&next).map_err(invalid)?;
+        let (default_level, node_level) = if broker.is_empty() {
+            (
+                next.clone(),
+                state.image.broker_config(&self.node_id.to_string()),
+            )
+        } else {
+            (state.image.broker_config(""), next.clone())
+        };
+        base.with_dynamic(&default_level, &node_level)
+            .map_err(invalid)?;
+        if validate_only {
+            return Ok(());
+        }
+        let mut changes: BTreeMap<String, Option<String>> = current
+            .keys()
+            .filter(|k| !next.contains_key(*k))
+            .map(|k| (k.clone(), None))
+            .collect();
+        for (k, v) in &next {
+            if current.get(k) != Some(v) {
+                changes.insert(k.clone(), Some(v.clone()));
+            }
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(broker = %broker, changes = ?changes, "dynamic broker configuration changed");
+        self.commit(
+            &mut state,
+            vec![MetadataRecord::BrokerConfig {
+                broker: broker.to_string(),
+                configs: changes,
+            }],
+        )?;
+        Ok(())
+    }
+
     /// Grows a topic to `count` partitions (Kafka never shrinks).
     pub fn create_partitions(
         &self,

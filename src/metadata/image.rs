@@ -45,11 +45,18 @@ pub struct MetadataImage {
     pub next_producer_id_block: i64,
     /// Number of records applied; a version for tests and logging.
     pub last_applied: u64,
+    /// Dynamic broker configuration: "" = cluster-wide default, else per node id.
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl MetadataImage {
     pub fn topic(&self, name: &str) -> Option<&TopicImage> {
         self.topics.get(name)
+    }
+
+    /// The dynamic broker settings of one level ("" = cluster-wide default, else a node id).
+    pub fn broker_config(&self, broker: &str) -> BTreeMap<String, String> {
+        self.broker_configs.get(broker).cloned().unwrap_or_default()
     }
 
     pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicImage> {
@@ -129,6 +136,22 @@ impl MetadataImage {
             }
             MetadataRecord::ProducerIds { next_block_start } => {
                 self.next_producer_id_block = self.next_producer_id_block.max(*next_block_start);
+            }
+            MetadataRecord::BrokerConfig { broker, configs } => {
+                let entry = self.broker_configs.entry(broker.clone()).or_default();
+                for (key, value) in configs {
+                    match value {
+                        Some(v) => {
+                            entry.insert(key.clone(), v.clone());
+                        }
+                        None => {
+                            entry.remove(key);
+                        }
+                    }
+                }
+                if entry.is_empty() {
+                    self.broker_configs.remove(broker);
+                }
             }
         }
     }

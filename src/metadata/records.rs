@@ -33,4 +33,10 @@ pub enum MetadataRecord {
     RemoveTopic { topic_id: Uuid },
     /// Producer ids below `next_block_start` have been handed out (or reserved); never reuse them.
     ProducerIds { next_block_start: i64 },
+    /// Dynamic broker configuration changed for `broker` ("" = the cluster-wide default, else a node
+    /// id); a `None` value removes the key. Kafka's ConfigRecord for BROKER resources.
+    BrokerConfig {
+        broker: String,
+        configs: BTreeMap<String, Option<String>>,
+    },
 }

@@ -26,6 +26,7 @@ use kavka_storage::StorageError;
 
 use super::{Partition, ReplicaManager, TopicPartition};
 use crate::handlers::now_ms;
+use crate::server::EffectiveConfig;
 
 /// Bound on one batch's decompressed size while cleaning (a batch beyond it stops that log's round).
 const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
@@ -45,11 +46,36 @@ struct Candidate {
     priority: f64,
 }
 
-/// Runs the cleaner until `stop` is set. Call on a dedicated thread.
-pub fn run(replicas: Arc<ReplicaManager>, config: Arc<BrokerConfig>, stop: Arc<AtomicBool>) {
-    let threads = config.log_cleaner_threads.max(1) as i64;
-    let memory = (config.log_cleaner_dedupe_buffer_size / threads).max(1024 * 1024) as usize;
-    let mut map = match OffsetMap::new(memory, config.log_cleaner_io_buffer_load_factor) {
+/// The cleaner's own settings, as last read from the configuration in force.
+#[derive(PartialEq)]
+struct CleanerSettings {
+    map_bytes: usize,
+    load_factor: f64,
+    io_bytes_per_second: f64,
+    backoff: Duration,
+}
+
+impl CleanerSettings {
+    fn from(config: &BrokerConfig) -> CleanerSettings {
+        let threads = config.log_cleaner_threads.max(1) as i64;
+        CleanerSettings {
+            map_bytes: (config.log_cleaner_dedupe_buffer_size / threads).max(1024 * 1024) as usize,
+            load_factor: config.log_cleaner_io_buffer_load_factor,
+            io_bytes_per_second: config.log_cleaner_io_max_bytes_per_second,
+            backoff: Duration::from_millis(config.log_cleaner_backoff_ms.max(10) as u64),
+        }
+    }
+}
+
+/// Runs the cleaner until `stop` is set. Call on a dedicated thread. Its settings are re-read from
+/// `config` between rounds, so dynamic broker configuration applies without a restart.
+pub fn run(replicas: Arc<ReplicaManager>, config: EffectiveConfig, stop: Arc<AtomicBool>) {
+    let current = || match config.read() {
+        Ok(g) => CleanerSettings::from(&g),
+        Err(p) => CleanerSettings::from(&p.into_inner()),
+    };
+    let mut settings = current();
+    let mut map = match OffsetMap::new(settings.map_bytes, settings.load_factor) {
         Ok(map) => map,
         Err(e) => {
             tracing::error!(error = %e, "log cleaner disabled: cannot allocate its offset map");
@@ -57,11 +83,26 @@ pub fn run(replicas: Arc<ReplicaManager>, config: Arc<BrokerConfig>, stop: Arc<A
         }
     };
     let mut cleaner = BatchCleaner::new();
-    let mut throttler = Throttler::new(config.log_cleaner_io_max_bytes_per_second);
+    let mut throttler = Throttler::new(settings.io_bytes_per_second);
     let mut progress: HashMap<TopicPartition, LogProgress> = HashMap::new();
-    let backoff = Duration::from_millis(config.log_cleaner_backoff_ms.max(10) as u64);
-    tracing::info!(map_bytes = memory, "log cleaner started");
+    tracing::info!(map_bytes = settings.map_bytes, "log cleaner started");
     while !stop.load(Ordering::Acquire) {
+        let latest = current();
+        if latest != settings {
+            if (latest.map_bytes, latest.load_factor) != (settings.map_bytes, settings.load_factor)
+            {
+                match OffsetMap::new(latest.map_bytes, latest.load_factor) {
+                    Ok(m) => map = m,
+                    Err(e) => {
+                        tracing::error!(error = %e, "keeping the cleaner's previous offset map")
+                    }
+                }
+            }
+            throttler = Throttler::new(latest.io_bytes_per_second);
+            tracing::info!(map_bytes = latest.map_bytes, "log cleaner settings changed");
+            settings = latest;
+        }
+        let backoff = settings.backoff;
         let now = now_ms();
         let candidate = pick(&replicas, &progress, now);
         let Some(candidate) = candidate else {

@@ -27,7 +27,8 @@ pub type TopicPartition = (String, i32);
 pub struct ReplicaManager {
     node_id: i32,
     log_dirs: Vec<PathBuf>,
-    broker_config: Arc<BrokerConfig>,
+    /// The broker configuration in force (static plus dynamic): topic defaults come from it.
+    broker_config: RwLock<Arc<BrokerConfig>>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Bumped after every append, so that long-polling fetches wake up and re-read.
     appended: watch::Sender<u64>,
@@ -42,10 +43,26 @@ impl ReplicaManager {
         ReplicaManager {
             node_id,
             log_dirs: broker_config.log_dirs.iter().map(PathBuf::from).collect(),
-            broker_config,
+            broker_config: RwLock::new(broker_config),
             partitions: RwLock::new(HashMap::new()),
             appended,
             applied_version: Mutex::new(None),
+        }
+    }
+
+    /// Installs a new broker configuration (dynamic configuration changed); the next `apply_image`
+    /// brings every open log's settings in line with it.
+    pub fn set_broker_config(&self, config: Arc<BrokerConfig>) {
+        match self.broker_config.write() {
+            Ok(mut g) => *g = config,
+            Err(p) => *p.into_inner() = config,
+        }
+    }
+
+    fn broker_config(&self) -> Arc<BrokerConfig> {
+        match self.broker_config.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
         }
     }
 
@@ -100,6 +117,7 @@ impl ReplicaManager {
             return;
         }
         *applied = Some(image.last_applied);
+        let broker_config = self.broker_config();
         // Remove partitions whose topic is gone (or was re-created with a new id).
         let stale: Vec<(TopicPartition, Arc<Partition>)> = self
             .read_map()
@@ -130,13 +148,13 @@ impl ReplicaManager {
                     existing.set_leader_epoch(p.leader_epoch);
                     existing
                         .log()
-                        .update_config(log_config(topic, &self.broker_config));
+                        .update_config(log_config(topic, &broker_config));
                     continue;
                 }
                 let opened = self
                     .partition_dir(&topic.name, p.partition, topic.topic_id)
                     .and_then(|dir| {
-                        PartitionLog::open(&dir, log_config(topic, &self.broker_config), now_ms)
+                        PartitionLog::open(&dir, log_config(topic, &broker_config), now_ms)
                     });
                 let log = match opened {
                     Ok(log) => log,

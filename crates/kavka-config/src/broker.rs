@@ -247,6 +247,65 @@ pub struct BrokerConfig {
     explicit: KeysOnly,
     /// Each topic key's broker-level default (Kafka's `extractLogConfigMap`).
     topic_defaults: BTreeMap<&'static str, String>,
+    /// The pairs this configuration was built from (file and overrides), so that dynamic
+    /// configuration can be layered on top of them again.
+    source_pairs: KeysOnlyPairs,
+    /// Keys whose value comes from dynamic configuration, and from which level.
+    dynamic_sources: BTreeMap<String, ConfigSource>,
+}
+
+/// Pairs whose values may be secrets: shown by key only in debug output.
+#[derive(Clone, Default)]
+struct KeysOnlyPairs(Vec<(String, String)>);
+
+impl std::fmt::Debug for KeysOnlyPairs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
+    }
+}
+
+/// Cleaner settings Kafka reconfigures at run time, besides the broker synonyms of topic keys.
+const DYNAMIC_CLEANER_KEYS: &[&str] = &[
+    "log.cleaner.backoff.ms",
+    "log.cleaner.dedupe.buffer.size",
+    "log.cleaner.io.buffer.load.factor",
+    "log.cleaner.io.buffer.size",
+    "log.cleaner.io.max.bytes.per.second",
+    "log.cleaner.threads",
+];
+
+/// Whether a broker key can be changed at run time (AlterConfigs / IncrementalAlterConfigs on a broker
+/// resource): as Kafka's DynamicLogConfig, the broker-level defaults of topic keys, plus the cleaner's
+/// settings.
+pub fn is_dynamic_broker_key(key: &str) -> bool {
+    DYNAMIC_CLEANER_KEYS.contains(&key) || crate::topic::is_topic_synonym(key)
+}
+
+/// Checks dynamic broker settings as AlterConfigs receives them: every key must be a broker key that
+/// can change at run time, and every value must parse. The error names the key.
+pub fn validate_dynamic_broker_configs(
+    configs: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    for (k, v) in configs {
+        let Some(def) = broker_key(k) else {
+            return Err(ConfigError::invalid(
+                k,
+                v,
+                format!("Unknown broker config name: {k}"),
+            ));
+        };
+        if !is_dynamic_broker_key(k) {
+            return Err(ConfigError::invalid(
+                k,
+                v,
+                format!("Cannot update these configs dynamically: Set({k})"),
+            ));
+        }
+        def.parse(v)?;
+    }
+    Ok(())
 }
 
 impl BrokerConfig {
@@ -302,12 +361,38 @@ impl BrokerConfig {
             }
         }
         reconcile_node_id(&mut explicit)?;
-        let config = build(explicit, security_raw)?;
+        let mut config = build(explicit, security_raw)?;
+        config.source_pairs = KeysOnlyPairs(pairs.to_vec());
         Ok(LoadedConfig {
             config,
             unknown_keys,
             ignored_keys,
         })
+    }
+
+    /// This configuration with dynamic settings layered on top, in Kafka's order: per-broker dynamic
+    /// values win over cluster-wide dynamic defaults, which win over the static configuration.
+    pub fn with_dynamic(
+        &self,
+        cluster_default: &BTreeMap<String, String>,
+        per_broker: &BTreeMap<String, String>,
+    ) -> Result<BrokerConfig, ConfigError> {
+        let mut pairs = self.source_pairs.0.clone();
+        pairs.extend(cluster_default.iter().map(|(k, v)| (k.clone(), v.clone())));
+        pairs.extend(per_broker.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut config = Self::from_pairs(&pairs)?.config;
+        config.source_pairs = self.source_pairs.clone();
+        for k in cluster_default.keys() {
+            config
+                .dynamic_sources
+                .insert(k.clone(), ConfigSource::DynamicDefaultBrokerConfig);
+        }
+        for k in per_broker.keys() {
+            config
+                .dynamic_sources
+                .insert(k.clone(), ConfigSource::DynamicBrokerConfig);
+        }
+        Ok(config)
     }
 
     /// The configuration with no file and no overrides.
@@ -359,7 +444,11 @@ impl BrokerConfig {
                 out.push(ConfigSynonym {
                     name: name.to_string(),
                     value: (!sensitive).then(|| normalise(name, v)),
-                    source: ConfigSource::StaticBrokerConfig,
+                    source: self
+                        .dynamic_sources
+                        .get(name)
+                        .copied()
+                        .unwrap_or(ConfigSource::StaticBrokerConfig),
                 });
             }
         }
@@ -380,8 +469,9 @@ impl BrokerConfig {
     /// DescribeConfigs rows for this broker: every broker key (sorted) with its value
     /// (the explicit value, else the default; `None` for passwords and unset keys
     /// without default), STATIC_BROKER_CONFIG or DEFAULT_CONFIG as source, and Kafka's
-    /// synonyms (e.g. `log.retention.minutes` lists minutes then hours). All rows are
-    /// read-only: Kavka does not change broker configuration at run time.
+    /// synonyms (e.g. `log.retention.minutes` lists minutes then hours). Keys set dynamically
+    /// show DYNAMIC_BROKER_CONFIG or DYNAMIC_DEFAULT_BROKER_CONFIG; only dynamic keys are
+    /// writable.
     pub fn describe(&self) -> Vec<ConfigEntry> {
         BROKER_KEYS
             .iter()
@@ -412,7 +502,7 @@ impl BrokerConfig {
                         .first()
                         .map(|s| s.source)
                         .unwrap_or(ConfigSource::DefaultConfig),
-                    read_only: true,
+                    read_only: !is_dynamic_broker_key(def.name),
                     sensitive,
                     config_type: def.ty,
                     synonyms,
@@ -874,6 +964,8 @@ fn build(
         security: SecurityConfig::new(security),
         explicit: KeysOnly(explicit),
         topic_defaults,
+        source_pairs: KeysOnlyPairs::default(),
+        dynamic_sources: BTreeMap::new(),
     };
     Ok(config)
 }
@@ -1019,4 +1111,66 @@ fn consumer_group_timeouts(r: &Resolver<'_>) -> Result<(i32, i32), ConfigError> 
         );
     }
     Ok((session, interval))
+}
+
+#[cfg(test)]
+mod dynamic_tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn dynamic_layers_override_static_in_kafkas_order() {
+        let base = BrokerConfig::from_pairs(&[
+            ("log.retention.ms".into(), "1000".into()),
+            ("message.max.bytes".into(), "5000".into()),
+        ])
+        .unwrap()
+        .config;
+        let cfg = base
+            .with_dynamic(
+                &map(&[("log.retention.ms", "2000"), ("message.max.bytes", "6000")]),
+                &map(&[("message.max.bytes", "7000")]),
+            )
+            .unwrap();
+        assert_eq!(cfg.log_retention_ms, 2000);
+        assert_eq!(cfg.message_max_bytes, 7000);
+        let rows = cfg.describe();
+        let row = |k: &str| rows.iter().find(|e| e.name == k).unwrap().clone();
+        assert_eq!(
+            row("message.max.bytes").source,
+            ConfigSource::DynamicBrokerConfig
+        );
+        assert_eq!(
+            row("log.retention.ms").source,
+            ConfigSource::DynamicDefaultBrokerConfig
+        );
+        assert!(!row("log.retention.ms").read_only);
+        assert!(row("log.dirs").read_only);
+        // The static configuration itself is untouched.
+        assert_eq!(base.message_max_bytes, 5000);
+    }
+
+    #[test]
+    fn only_dynamic_keys_with_valid_values_are_accepted() {
+        assert!(validate_dynamic_broker_configs(&map(&[("log.retention.ms", "5")])).is_ok());
+        assert!(validate_dynamic_broker_configs(&map(&[("log.cleaner.threads", "2")])).is_ok());
+        let e = validate_dynamic_broker_configs(&map(&[("listeners", "PLAINTEXT://:1")]));
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("Cannot update these configs dynamically"));
+        let e = validate_dynamic_broker_configs(&map(&[("log.retention.ms", "x")]));
+        assert!(e.unwrap_err().to_string().contains("log.retention.ms"));
+        let e = validate_dynamic_broker_configs(&map(&[("nope", "1")]));
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("Unknown broker config name"));
+    }
 }

@@ -22,13 +22,16 @@ mod properties;
 mod topic;
 mod types;
 
-pub use broker::{parse_override, BrokerConfig, LoadedConfig};
+pub use broker::{
+    is_dynamic_broker_key, parse_override, validate_dynamic_broker_configs, BrokerConfig,
+    LoadedConfig,
+};
 pub use describe::{ConfigEntry, ConfigSource, ConfigSynonym, ConfigType};
 pub use error::ConfigError;
 pub use properties::parse_properties;
 pub use topic::{
-    apply_topic_config_ops, describe_topic_configs, is_topic_config, topic_config_names,
-    validate_topic_configs, ConfigOp, TopicConfig,
+    apply_broker_config_ops, apply_topic_config_ops, describe_topic_configs, is_topic_config,
+    topic_config_names, validate_topic_configs, ConfigOp, TopicConfig,
 };
 pub use types::{
     CleanupPolicy, CompressionType, Listener, ProcessRole, QuorumVoter, SecurityConfig,

@@ -158,6 +158,13 @@ pub fn topic_config_names() -> impl Iterator<Item = &'static str> {
         .map(|k| k.def.name)
 }
 
+/// Whether `name` is a broker key that serves as some topic key's default (a synonym).
+pub(crate) fn is_topic_synonym(name: &str) -> bool {
+    TOPIC_KEYS
+        .iter()
+        .any(|k| k.synonyms.iter().any(|(s, _)| *s == name))
+}
+
 /// Whether `name` is a topic-level key (including Kafka's internal ones).
 pub fn is_topic_config(name: &str) -> bool {
     topic_key(name).is_some()
@@ -201,10 +208,37 @@ pub fn apply_topic_config_ops(
     current: &BTreeMap<String, String>,
     ops: &[(String, ConfigOp)],
 ) -> Result<BTreeMap<String, String>, ConfigError> {
+    let next = apply_ops(current, ops, |key| {
+        topic_def(key).ok_or_else(|| ConfigError::UnknownTopicConfig {
+            key: key.to_string(),
+        })
+    })?;
+    let pairs: Vec<(String, String)> = next.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    validate_topic_configs(&pairs)?;
+    Ok(next)
+}
+
+/// The same operations on one level of dynamic broker configuration (the caller validates the
+/// result with `validate_dynamic_broker_configs`).
+pub fn apply_broker_config_ops(
+    current: &BTreeMap<String, String>,
+    ops: &[(String, ConfigOp)],
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    apply_ops(current, ops, |key| {
+        crate::broker_keys::broker_key(key).ok_or_else(|| {
+            ConfigError::invalid(key, "", format!("Unknown broker config name: {key}"))
+        })
+    })
+}
+
+fn apply_ops(
+    current: &BTreeMap<String, String>,
+    ops: &[(String, ConfigOp)],
+    lookup: impl Fn(&str) -> Result<&'static KeyDef, ConfigError>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
     let mut next = current.clone();
     for (key, op) in ops {
-        let def =
-            topic_def(key).ok_or_else(|| ConfigError::UnknownTopicConfig { key: key.clone() })?;
+        let def = lookup(key)?;
         match op {
             ConfigOp::Set(v) => {
                 next.insert(key.clone(), v.clone());
@@ -245,8 +279,6 @@ pub fn apply_topic_config_ops(
             }
         }
     }
-    let pairs: Vec<(String, String)> = next.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    validate_topic_configs(&pairs)?;
     Ok(next)
 }
 
