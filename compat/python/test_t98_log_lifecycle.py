@@ -75,6 +75,13 @@ def test_time_retention_deletes_expired_segments(broker_factory, topic):
     produce_segment(p, topic, [f"new-{i}" for i in range(10)])
     produce_segment(p, topic, ["last"])  # rolls the segment holding new-*
     wait_until(lambda: watermarks(broker, topic)[0] == 10, 10, "the expired segment to go")
+    # ListOffsets by time: a timestamp of the deleted records finds the first record still there.
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "times"})
+    try:
+        [found] = c.offsets_for_times([TopicPartition(topic, 0, old)], timeout=T)
+    finally:
+        c.close()
+    assert found.offset == 10, found
     got = read_from_earliest(broker, topic, 11)
     assert got[0] == (10, "new-0"), got[:3]
     assert [v for _, v in got] == [f"new-{i}" for i in range(10)] + ["last"]
@@ -224,6 +231,7 @@ def test_compaction_keeps_the_latest_value_per_key(broker_factory, topic):
     ck_create_topic(broker, topic, config=COMPACTED)
     p = ck_producer(broker, **{"linger.ms": 0, "compression.type": "lz4"})
     latest: dict[str, str | None] = {}
+    started_ms = int(time.time() * 1000) - 1
     for round_ in range(8):
         for k in range(20):
             key = f"k{k:02d}"
@@ -252,6 +260,14 @@ def test_compaction_keeps_the_latest_value_per_key(broker_factory, topic):
     records = read_all(broker, topic)
     offsets = [o for o, _, _ in records]
     assert offsets == sorted(offsets) and offsets[-1] == total_produced - 1, offsets
+    # ListOffsets by time across the gaps: the first record at or after the time of the (now
+    # compacted away) first round is the first that survived.
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "times"})
+    try:
+        [found] = c.offsets_for_times([TopicPartition(topic, 0, started_ms)], timeout=T)
+    finally:
+        c.close()
+    assert found.offset == offsets[0] and offsets[0] > 0, (found, offsets[:5])
     view = {k.decode(): (v.decode() if v is not None else None) for _, k, v in records}
     # Every key's latest value; tombstones are either still there (as None) or gone.
     for key, value in latest.items():
