@@ -38,7 +38,12 @@ struct LogProgress {
     first_dirty: i64,
     /// When remaining tombstones can go (a later pass must run then), if any.
     delete_horizon: Option<i64>,
+    /// After a failed round, the log is left alone until then.
+    retry_after_ms: Option<i64>,
 }
+
+/// How long a log whose cleaning failed is left alone (Kafka marks such a partition uncleanable).
+const RETRY_AFTER_FAILURE_MS: i64 = 60_000;
 
 /// A log that needs cleaning and its priority (its dirty ratio; overdue logs first).
 struct Candidate {
@@ -125,12 +130,10 @@ pub fn run(replicas: Arc<ReplicaManager>, config: EffectiveConfig, stop: Arc<Ato
             Err(CleanFailure::Changed) => {} // retention or DeleteRecords moved segments: retry later
             Err(CleanFailure::Stopped) => break,
             Err(CleanFailure::Failed(e)) => {
-                tracing::error!(topic = %key.0, partition = key.1, error = %e, "log compaction failed; will retry after the backoff");
-                // Do not spin on a log that cannot be cleaned.
+                tracing::error!(topic = %key.0, partition = key.1, error = %e, "log compaction failed; retrying in a minute");
                 let mut next = state;
-                next.first_dirty = i64::MAX;
+                next.retry_after_ms = Some(now_ms() + RETRY_AFTER_FAILURE_MS);
                 progress.insert(key, next);
-                sleep_unless_stopped(backoff, &stop);
             }
         }
         // Forget logs that are gone.
@@ -176,6 +179,9 @@ fn pick(
             .get(&(partition.topic.clone(), partition.index))
             .copied()
             .unwrap_or_default();
+        if state.retry_after_ms.is_some_and(|t| now < t) {
+            continue;
+        }
         let segments = cleanable(&partition, now);
         let total: u64 = segments.iter().map(|s| s.size_bytes).sum();
         if total == 0 {
@@ -227,18 +233,35 @@ fn storage_failure(e: StorageError) -> CleanFailure {
     }
 }
 
-fn read_whole(segment: &SegmentInfo) -> Result<bytes::Bytes, StorageError> {
-    let mut out = bytes::BytesMut::with_capacity(segment.size_bytes as usize);
+/// Read size of the cleaner: its memory is the offset map plus one chunk in and the cleaned output of one
+/// segment group (a chunk grows to one whole batch when a batch is larger).
+const CHUNK_BYTES: usize = 4 * 1024 * 1024;
+
+/// Feeds a segment to `f` in chunks of whole batches, pacing reads with the throttler; `f` answers
+/// whether to go on. Returns the bytes read.
+fn for_each_chunk(
+    segment: &SegmentInfo,
+    throttler: &mut Throttler,
+    stop: &AtomicBool,
+    mut f: impl FnMut(&[u8]) -> Result<bool, CleanFailure>,
+) -> Result<u64, CleanFailure> {
     let mut position = 0u64;
     loop {
-        let chunk = segment.read_batches(position, 8 * 1024 * 1024)?;
+        if stop.load(Ordering::Acquire) {
+            return Err(CleanFailure::Stopped);
+        }
+        let chunk = segment
+            .read_batches(position, CHUNK_BYTES)
+            .map_err(storage_failure)?;
         if chunk.is_empty() {
-            break;
+            return Ok(position);
         }
         position += chunk.len() as u64;
-        out.extend_from_slice(&chunk);
+        throttler.maybe_throttle(chunk.len() as u64);
+        if !f(&chunk)? {
+            return Ok(position);
+        }
     }
-    Ok(out.freeze())
 }
 
 /// One cleaning round of one log.
@@ -265,28 +288,30 @@ fn clean_log(
         .min(cleanable_end);
     map.clear();
     let mut map_end = cleanable_end;
+    let mut full = false;
     for segment in segments
         .iter()
         .filter(|s| s.next_segment_base > first_dirty)
     {
-        if stop.load(Ordering::Acquire) {
-            return Err(CleanFailure::Stopped);
-        }
-        let bytes = read_whole(segment).map_err(storage_failure)?;
-        throttler.maybe_throttle(bytes.len() as u64);
         let start = first_dirty.max(segment.base_offset);
-        match map.add_segment(
-            &bytes,
-            start,
-            segment.next_segment_base,
-            MAX_DECOMPRESSED_BYTES,
-        ) {
-            Ok(MapFill::Complete) => {}
-            Ok(MapFill::Full) => {
-                map_end = map.latest_offset() + 1;
-                break;
+        for_each_chunk(segment, throttler, stop, |chunk| {
+            match map.add_segment(
+                chunk,
+                start,
+                segment.next_segment_base,
+                MAX_DECOMPRESSED_BYTES,
+            ) {
+                Ok(MapFill::Complete) => Ok(true),
+                Ok(MapFill::Full) => {
+                    full = true;
+                    Ok(false)
+                }
+                Err(e) => Err(CleanFailure::Failed(e.to_string())),
             }
-            Err(e) => return Err(CleanFailure::Failed(e.to_string())),
+        })?;
+        if full {
+            map_end = map.latest_offset() + 1;
+            break;
         }
     }
     let mut options = CleanOptions::new(now);
@@ -304,18 +329,15 @@ fn clean_log(
         .filter(|s| s.base_offset < map_end)
         .collect();
     for (i, segment) in to_clean.iter().enumerate() {
-        if stop.load(Ordering::Acquire) {
-            return Err(CleanFailure::Stopped);
-        }
-        let bytes = read_whole(segment).map_err(storage_failure)?;
-        throttler.maybe_throttle(bytes.len() as u64);
-        read_bytes += bytes.len() as u64;
-        let summary = cleaner
-            .clean(&bytes, map, &options, &mut out)
-            .map_err(|e| CleanFailure::Failed(e.to_string()))?;
-        if let Some(h) = summary.earliest_delete_horizon {
-            horizon = Some(horizon.map_or(h, |x: i64| x.min(h)));
-        }
+        read_bytes += for_each_chunk(segment, throttler, stop, |chunk| {
+            let summary = cleaner
+                .clean(chunk, map, &options, &mut out)
+                .map_err(|e| CleanFailure::Failed(e.to_string()))?;
+            if let Some(h) = summary.earliest_delete_horizon {
+                horizon = Some(horizon.map_or(h, |x: i64| x.min(h)));
+            }
+            Ok(true)
+        })?;
         group.push(segment.base_offset);
         let next_fits = to_clean.get(i + 1).is_some_and(|next| {
             (out.len() as u64).saturating_add(next.size_bytes) <= config.segment_bytes
@@ -340,5 +362,6 @@ fn clean_log(
     Ok(LogProgress {
         first_dirty: map_end,
         delete_horizon: horizon,
+        retry_after_ms: None,
     })
 }
