@@ -233,8 +233,8 @@ fn storage_failure(e: StorageError) -> CleanFailure {
     }
 }
 
-/// Read size of the cleaner: its memory is the offset map plus one chunk in and the cleaned output of one
-/// segment group (a chunk grows to one whole batch when a batch is larger).
+/// Read size of the cleaner: besides the offset map its memory is one chunk in and one chunk out (a chunk
+/// grows to one whole batch when a batch is larger).
 const CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
 /// Feeds a segment to `f` in chunks of whole batches, pacing reads with the throttler; `f` answers
@@ -243,7 +243,7 @@ fn for_each_chunk(
     segment: &SegmentInfo,
     throttler: &mut Throttler,
     stop: &AtomicBool,
-    mut f: impl FnMut(&[u8]) -> Result<bool, CleanFailure>,
+    mut f: impl FnMut(&[u8], &mut Throttler) -> Result<bool, CleanFailure>,
 ) -> Result<u64, CleanFailure> {
     let mut position = 0u64;
     loop {
@@ -258,7 +258,7 @@ fn for_each_chunk(
         }
         position += chunk.len() as u64;
         throttler.maybe_throttle(chunk.len() as u64);
-        if !f(&chunk)? {
+        if !f(&chunk, throttler)? {
             return Ok(position);
         }
     }
@@ -294,7 +294,7 @@ fn clean_log(
         .filter(|s| s.next_segment_base > first_dirty)
     {
         let start = first_dirty.max(segment.base_offset);
-        for_each_chunk(segment, throttler, stop, |chunk| {
+        for_each_chunk(segment, throttler, stop, |chunk, _| {
             match map.add_segment(
                 chunk,
                 start,
@@ -319,36 +319,51 @@ fn clean_log(
     options.max_decompressed_bytes = MAX_DECOMPRESSED_BYTES;
     options.upper_bound_offset = Some(map_end);
     options.active_producer_last_offsets = log.producer_last_offsets();
-    // Group consecutive segments whose cleaned sizes fit one segment, and swap each group in.
+    // Consecutive segments whose sizes add up to at most one segment are cleaned into one (Kafka's
+    // groupSegmentsBySize); each group is written out chunk by chunk and swapped in, so memory stays
+    // bounded by a chunk whatever the segment size.
     let mut horizon: Option<i64> = None;
     let (mut read_bytes, mut written_bytes) = (0u64, 0u64);
-    let mut group: Vec<i64> = Vec::new();
-    let mut out: Vec<u8> = Vec::new();
+    let mut out: Vec<u8> = Vec::with_capacity(CHUNK_BYTES);
     let to_clean: Vec<&SegmentInfo> = segments
         .iter()
         .filter(|s| s.base_offset < map_end)
         .collect();
-    for (i, segment) in to_clean.iter().enumerate() {
-        read_bytes += for_each_chunk(segment, throttler, stop, |chunk| {
-            let summary = cleaner
-                .clean(chunk, map, &options, &mut out)
-                .map_err(|e| CleanFailure::Failed(e.to_string()))?;
-            if let Some(h) = summary.earliest_delete_horizon {
-                horizon = Some(horizon.map_or(h, |x: i64| x.min(h)));
+    let mut groups: Vec<Vec<&SegmentInfo>> = Vec::new();
+    let mut group_bytes = 0u64;
+    for segment in to_clean {
+        match groups.last_mut() {
+            Some(group)
+                if group_bytes.saturating_add(segment.size_bytes) <= config.segment_bytes =>
+            {
+                group_bytes += segment.size_bytes;
+                group.push(segment);
             }
-            Ok(true)
-        })?;
-        group.push(segment.base_offset);
-        let next_fits = to_clean.get(i + 1).is_some_and(|next| {
-            (out.len() as u64).saturating_add(next.size_bytes) <= config.segment_bytes
-        });
-        if !next_fits {
-            written_bytes += out.len() as u64;
-            throttler.maybe_throttle(out.len() as u64);
-            log.replace_segments(&group, bytes::Bytes::from(std::mem::take(&mut out)))
-                .map_err(storage_failure)?;
-            group.clear();
+            _ => {
+                group_bytes = segment.size_bytes;
+                groups.push(vec![segment]);
+            }
         }
+    }
+    for group in groups {
+        let bases: Vec<i64> = group.iter().map(|s| s.base_offset).collect();
+        let mut replacement = log.begin_replacement(&bases).map_err(storage_failure)?;
+        for segment in group {
+            read_bytes += for_each_chunk(segment, throttler, stop, |chunk, throttler| {
+                out.clear();
+                let summary = cleaner
+                    .clean(chunk, map, &options, &mut out)
+                    .map_err(|e| CleanFailure::Failed(e.to_string()))?;
+                if let Some(h) = summary.earliest_delete_horizon {
+                    horizon = Some(horizon.map_or(h, |x: i64| x.min(h)));
+                }
+                throttler.maybe_throttle(out.len() as u64);
+                written_bytes += out.len() as u64;
+                replacement.append(&out).map_err(storage_failure)?;
+                Ok(true)
+            })?;
+        }
+        replacement.commit().map_err(storage_failure)?;
     }
     tracing::info!(
         topic = %partition.topic,

@@ -168,6 +168,9 @@ struct Inner {
     clock_ms: i64,
     /// Files renamed to `*.deleted`, unlinked once their delay has passed.
     pending_deletes: Vec<lifecycle::PendingDelete>,
+    /// Base offsets of live [`SegmentReplacement`]s: two replacements of one base would write the same
+    /// `.cleaned` files.
+    replacements: BTreeSet<i64>,
 }
 
 /// One partition's log in its own directory. `Send + Sync`; see the module docs for locking.
@@ -401,6 +404,7 @@ impl PartitionLog {
                 marker_on_disk: false,
                 clock_ms: now_ms,
                 pending_deletes: Vec::new(),
+                replacements: BTreeSet::new(),
             }),
         };
         let producers = log.load_producer_state(&listing.snapshots)?;
@@ -984,7 +988,7 @@ impl PartitionLog {
 
 #[path = "log_lifecycle.rs"]
 mod lifecycle;
-pub use lifecycle::{RetentionReport, SegmentInfo};
+pub use lifecycle::{RetentionReport, SegmentInfo, SegmentReplacement};
 
 #[cfg(test)]
 #[path = "log_tests.rs"]

@@ -8,16 +8,19 @@
 //!
 //! Swap protocol (Kafka's `.cleaned` -> `.swap` -> final), for replacing old segments `[B, E)` by one new
 //! segment with base `B`:
-//! 1. write `B.log.cleaned`, fsync;
+//! 1. write `B.log.cleaned` with its indexes `B.index.cleaned` and `B.timeindex.cleaned` (streamed in by
+//!    [`SegmentReplacement::append`], without the append lock), fsync them;
 //! 2. write `B.swapinfo` (the end `E` of the replaced range, CRC'd) atomically;
 //! 3. rename `B.log.cleaned` -> `B.log.swap`, fsync the directory: the commit point;
 //! 4. rename every old segment's files to `*.deleted`, fsync the directory;
-//! 5. rename `B.log.swap` -> `B.log`, fsync the directory, remove `B.swapinfo`; indexes are built from
-//!    the new log file.
+//! 5. rename the two indexes to `B.index` and `B.timeindex`, then `B.log.swap` -> `B.log`, fsync the
+//!    directory, remove `B.swapinfo`; the new segment is opened from its files.
 //!
+//! Steps 2 to 5 run under the append lock, after checking that the old segments are still in the log.
 //! `open()` undoes a swap that did not reach step 3 (`.cleaned` files are removed, old segments are
-//! intact) and completes one that did (old segments in `[B, E)` are removed, the `.swap` file takes the
-//! final name and its indexes are rebuilt), so no offset range is ever lost or present twice.
+//! intact) and completes one that did (old segments in `[B, E)` and any `B.index`/`B.timeindex` are
+//! removed, the `.swap` file takes the final name and its indexes are rebuilt), so no offset range is ever
+//! lost or present twice.
 
 use super::*;
 
@@ -395,6 +398,7 @@ impl PartitionLog {
     /// `cleaned_batches`: valid v2 batches (CRC checked here) with strictly increasing offsets inside the
     /// replaced range. Offsets are kept, so the new segment may have gaps. Atomic for readers and
     /// crash-safe on disk (see the module docs); the old files are deleted after `file_delete_delay_ms`.
+    /// One-shot form of [`begin_replacement`](Self::begin_replacement), for output that fits in memory.
     ///
     /// Errors: `SegmentsChanged` when the segments are no longer consecutive closed segments of the log;
     /// `Batch`/`InvalidRecord` when the batches are malformed or outside the range.
@@ -403,6 +407,28 @@ impl PartitionLog {
         old_bases: &[i64],
         cleaned_batches: Bytes,
     ) -> Result<(), StorageError> {
+        let mut replacement = self.begin_replacement(old_bases)?;
+        replacement.append(&cleaned_batches)?;
+        replacement.commit()
+    }
+
+    /// Starts replacing the consecutive closed segments `old_bases` (in order, as returned by
+    /// [`cleanable_segments`](Self::cleanable_segments)) by one new segment based at `old_bases[0]`. The
+    /// cleaner streams the new content in with [`SegmentReplacement::append`], which writes it to disk as
+    /// it comes (so the cleaner's memory is bounded by its chunk size, not by `segment.bytes`), then
+    /// [`SegmentReplacement::commit`] swaps it in exactly as [`replace_segments`](Self::replace_segments)
+    /// does. Dropping the replacement without committing aborts it and removes its files.
+    ///
+    /// The append lock is held only here and in `commit`, never in between: producers and retention keep
+    /// running while the cleaner works, and `commit` refuses the swap if they changed the segments.
+    ///
+    /// Errors: `SegmentsChanged` when the segments are not consecutive closed segments of the log (the
+    /// active segment is never replaced) or a replacement starting at the same base is still alive; `Io`
+    /// when the `.cleaned` files cannot be created.
+    pub fn begin_replacement(
+        &self,
+        old_bases: &[i64],
+    ) -> Result<SegmentReplacement<'_>, StorageError> {
         let cfg = read(&self.config).clone();
         let mut inner = lock(&self.inner);
         let segs = read(&self.segments).clone();
@@ -428,70 +454,266 @@ impl PartitionLog {
                 "segments {old_bases:?} are not consecutive closed segments of the log"
             )));
         }
-        let range_end = segs[at + k].base_offset();
-        let data_end = segs[at..at + k]
-            .iter()
-            .map(|s| s.next_offset())
-            .max()
-            .unwrap_or(first);
-        validate_cleaned(&cleaned_batches, first, data_end)?;
-
-        self.remove_marker(&mut inner)?;
-        let stem = file_stem(first);
-        let final_path = self.dir.join(format!("{stem}.log"));
-        let cleaned_path = with_suffix(&final_path, CLEANED_SUFFIX);
-        let swap_path = with_suffix(&final_path, SWAP_SUFFIX);
-        let info_path = self.dir.join(format!("{stem}{SWAP_INFO_EXT}"));
-        fs::write(&cleaned_path, &cleaned_batches)?;
-        fs::File::open(&cleaned_path)?.sync_all()?;
-        write_atomically(&self.dir, &info_path, &encode_recovery_point(range_end))?;
-        fs::rename(&cleaned_path, &swap_path)?;
-        sync_dir(&self.dir)?;
-        // Committed: from here a crash is completed by open(), never rolled back.
-        let mut paths = Vec::with_capacity(k * 3);
-        for seg in &segs[at..at + k] {
-            paths.extend(self.rename_to_deleted(seg)?);
+        // Two live replacements of one base would write the same `.cleaned` files.
+        if !inner.replacements.insert(first) {
+            return Err(StorageError::SegmentsChanged(format!(
+                "segment {first} is already being replaced"
+            )));
         }
-        sync_dir(&self.dir)?;
-        fs::rename(&swap_path, &final_path)?;
-        sync_dir(&self.dir)?;
-        remove_if_exists(&info_path)?;
-        let (seg, report) = Segment::open(
+        let now_ms = inner.clock_ms;
+        drop(inner);
+        let old = segs[at..at + k].to_vec();
+        let data_end = old.iter().map(|s| s.next_offset()).max().unwrap_or(first);
+        let cleaned_paths = cleaned_paths(&self.dir, first);
+        let writer = match Segment::create_with_suffix(
             &self.dir,
             first,
             cfg.segment_settings(),
-            true,
+            now_ms,
+            CLEANED_SUFFIX,
+        ) {
+            Ok(w) => w,
+            Err(e) => {
+                remove_cleaned_files(&self.dir, &cleaned_paths);
+                lock(&self.inner).replacements.remove(&first);
+                return Err(e.into());
+            }
+        };
+        Ok(SegmentReplacement {
+            log: self,
+            first,
+            old,
+            successor: Arc::clone(&segs[at + k]),
+            data_end,
+            next_allowed: first,
+            written: 0,
+            writer,
+            cleaned_paths,
+            failed: false,
+            info_written: false,
+            committed: false,
+        })
+    }
+}
+
+/// The `.cleaned` files of a replacement based at `base`: log, offset index, time index (the names
+/// `Segment::create_with_suffix` gives them).
+fn cleaned_paths(dir: &Path, base: i64) -> [PathBuf; 3] {
+    let stem = file_stem(base);
+    ["log", "index", "timeindex"].map(|ext| dir.join(format!("{stem}.{ext}{CLEANED_SUFFIX}")))
+}
+
+/// Best-effort removal of an aborted replacement's files: a leftover is harmless, since `open()` removes
+/// every `.cleaned` file, so a failure is only logged.
+fn remove_cleaned_files(dir: &Path, paths: &[PathBuf]) {
+    for path in paths {
+        if let Err(e) = remove_if_exists(path) {
+            tracing::warn!(dir = %dir.display(), path = %path.display(), error = %e, "cannot remove an aborted cleaned segment file");
+        }
+    }
+}
+
+/// A compacted segment being built from batches streamed in by the log cleaner: see
+/// [`PartitionLog::begin_replacement`]. Dropping it without [`commit`](Self::commit) aborts the
+/// replacement: its `.cleaned` files are removed and the log is unchanged.
+///
+/// After any failed [`append`](Self::append) the replacement is unusable (further appends and `commit`
+/// fail): committing output with a chunk missing would silently lose records.
+#[derive(Debug)]
+pub struct SegmentReplacement<'a> {
+    log: &'a PartitionLog,
+    /// Base offset of the first replaced segment and of the new one.
+    first: i64,
+    /// The replaced segments and their successor as seen by `begin_replacement`. `commit` swaps only if
+    /// the log still holds exactly these objects: comparing identities rather than base offsets also
+    /// catches a segment that was truncated away and re-created with the same base.
+    old: Vec<Arc<Segment>>,
+    successor: Arc<Segment>,
+    /// Offset after the last batch of the replaced segments: the new content must stay below it.
+    data_end: i64,
+    /// Smallest offset the next batch may start at (offsets strictly increase across appends).
+    next_allowed: i64,
+    /// Bytes written to the `.cleaned` log so far.
+    written: u64,
+    /// The new segment under its `.cleaned` names; it maintains the indexes as batches arrive.
+    writer: Segment,
+    cleaned_paths: [PathBuf; 3],
+    failed: bool,
+    /// `commit` wrote `<base>.swapinfo`: an abort removes it again.
+    info_written: bool,
+    /// The commit point was passed: the files belong to the swap and an abort must not touch them.
+    committed: bool,
+}
+
+impl SegmentReplacement<'_> {
+    /// Appends whole v2 batches (any number, possibly none) to the new segment. They are validated as
+    /// `replace_segments` validates its input (framing, CRC, offsets strictly increasing across all
+    /// appends and inside the replaced segments' offsets, the segment staying under 2 GiB) before any of
+    /// them is written, then written to the `.cleaned` file and indexed at once.
+    ///
+    /// Errors: `Batch`/`InvalidRecord`/`MessageTooLarge` for bad input, `Io` for a failed write; after
+    /// any error the replacement is unusable and should be dropped.
+    pub fn append(&mut self, batches: &[u8]) -> Result<(), StorageError> {
+        if self.failed {
+            return Err(self.unusable());
+        }
+        let result = self.append_chunk(batches);
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    fn append_chunk(&mut self, batches: &[u8]) -> Result<(), StorageError> {
+        let total = self.written.saturating_add(batches.len() as u64);
+        // Index positions are 32-bit, so a segment never exceeds i32::MAX bytes (as on roll).
+        if total > i32::MAX as u64 {
+            return Err(StorageError::MessageTooLarge {
+                size: usize::try_from(total).unwrap_or(usize::MAX),
+                max: i32::MAX as usize,
+            });
+        }
+        let next_allowed = validate_cleaned(batches, self.first, self.next_allowed, self.data_end)?;
+        if batches.is_empty() {
+            return Ok(());
+        }
+        self.writer.append_batches(batches)?;
+        self.written = total;
+        self.next_allowed = next_allowed;
+        Ok(())
+    }
+
+    /// Swaps the new segment in for the old ones, crash-safely (see the module docs), and schedules the
+    /// old files for deletion after `file_delete_delay_ms`. The fsync of the new data happens before the
+    /// append lock is taken; under it only renames and the (index-only) reopen of the new segment run.
+    ///
+    /// Errors: `SegmentsChanged` when retention, DeleteRecords, truncation or another swap changed the
+    /// replaced segments (or their successor) since `begin_replacement`: nothing is swapped and the
+    /// cleaner retries on a fresh view; `InvalidRecord` after an earlier failed append; `Io` otherwise.
+    pub fn commit(mut self) -> Result<(), StorageError> {
+        if self.failed {
+            return Err(self.unusable());
+        }
+        self.swap_in()
+        // Dropping `self` now removes the `.cleaned` files if the commit point was not reached.
+    }
+
+    fn unusable(&self) -> StorageError {
+        StorageError::InvalidRecord(format!(
+            "the replacement of segment {} failed earlier and cannot continue",
+            self.first
+        ))
+    }
+
+    fn swap_in(&mut self) -> Result<(), StorageError> {
+        let log = self.log;
+        // Step 1 of the protocol, outside the append lock since it can take long for a large segment: the
+        // time index gets its final entry (as on roll) and everything is made durable.
+        self.writer.seal()?;
+        self.writer.flush()?;
+        self.writer.release_index_files()?;
+
+        let cfg = read(&log.config).clone();
+        let mut inner = lock(&log.inner);
+        let segs = read(&log.segments).clone();
+        let k = self.old.len();
+        let at = segs
+            .iter()
+            .position(|s| Arc::ptr_eq(s, &self.old[0]))
+            .filter(|&at| {
+                at + k < segs.len()
+                    && segs[at..at + k]
+                        .iter()
+                        .zip(&self.old)
+                        .all(|(a, b)| Arc::ptr_eq(a, b))
+                    && Arc::ptr_eq(&segs[at + k], &self.successor)
+            });
+        let Some(at) = at else {
+            return Err(StorageError::SegmentsChanged(format!(
+                "segments from {} changed while being replaced",
+                self.first
+            )));
+        };
+        let range_end = self.successor.base_offset();
+
+        log.remove_marker(&mut inner)?;
+        let dir = &log.dir;
+        let stem = file_stem(self.first);
+        let final_path = dir.join(format!("{stem}.log"));
+        let swap_path = with_suffix(&final_path, SWAP_SUFFIX);
+        let info_path = dir.join(format!("{stem}{SWAP_INFO_EXT}"));
+        let [cleaned_log, cleaned_index, cleaned_time] = &self.cleaned_paths;
+        self.info_written = true;
+        write_atomically(dir, &info_path, &encode_recovery_point(range_end))?;
+        fs::rename(cleaned_log, &swap_path)?;
+        // Committed (once the rename is durable): from here a crash is completed by open(), never rolled
+        // back, so an abort must leave the files alone.
+        self.committed = true;
+        sync_dir(dir)?;
+        let mut paths = Vec::with_capacity(k * 3);
+        for seg in &segs[at..at + k] {
+            paths.extend(log.rename_to_deleted(seg)?);
+        }
+        sync_dir(dir)?;
+        // The indexes take their final names before the log does: while the `.swap` file exists, open()
+        // removes them with the old segments' files and rebuilds them from the log, so no crash point
+        // pairs the new log with a stale index.
+        fs::rename(cleaned_index, dir.join(format!("{stem}.index")))?;
+        fs::rename(cleaned_time, dir.join(format!("{stem}.timeindex")))?;
+        fs::rename(&swap_path, &final_path)?;
+        sync_dir(dir)?;
+        remove_if_exists(&info_path)?;
+        // The indexes were written with the data, so this reopen only checks them against the log's tail
+        // instead of re-reading (and CRC-checking) the whole segment under the append lock.
+        let (seg, report) = Segment::open(
+            dir,
+            self.first,
+            cfg.segment_settings(),
+            false,
             inner.clock_ms,
         )?;
-        if report.truncated_bytes > 0 {
+        if report.truncated_bytes > 0 || report.rebuilt_indexes {
             // Cannot happen for validated input unless the disk changed it under us; say so loudly.
-            tracing::error!(dir = %self.dir.display(), base = first, truncated = report.truncated_bytes, "cleaned segment failed validation after the swap");
+            tracing::error!(dir = %dir.display(), base = self.first, truncated = report.truncated_bytes, rebuilt_indexes = report.rebuilt_indexes, "cleaned segment failed validation after the swap");
         }
-        // As on roll: the final time index entry of a segment that will never be appended to again.
+        // Idempotent after the writer's seal; kept so the segment is in the same state as after a roll.
         seg.seal()?;
         seg.release_index_files()?;
         // The append lock is held, so the list still has the old segments at `at`.
-        write(&self.segments).splice(at..at + k, [Arc::new(seg)]);
+        write(&log.segments).splice(at..at + k, [Arc::new(seg)]);
         let due_ms = inner
             .clock_ms
             .saturating_add(cfg.file_delete_delay_ms.max(0));
         inner.pending_deletes.push(PendingDelete { due_ms, paths });
-        tracing::info!(dir = %self.dir.display(), base = first, replaced = k, bytes = cleaned_batches.len(), "swapped in cleaned segment");
+        tracing::info!(dir = %dir.display(), base = self.first, replaced = k, bytes = self.written, "swapped in cleaned segment");
         Ok(())
     }
 }
 
-/// Checks the cleaner's output: whole v2 batches with valid CRCs, strictly increasing offsets in
-/// `[first, data_end)`, relative offsets and positions that fit the segment's 32-bit index fields.
-fn validate_cleaned(bytes: &[u8], first: i64, data_end: i64) -> Result<(), StorageError> {
-    if bytes.len() > i32::MAX as usize {
-        return Err(StorageError::MessageTooLarge {
-            size: bytes.len(),
-            max: i32::MAX as usize,
-        });
+impl Drop for SegmentReplacement<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            let dir = &self.log.dir;
+            remove_cleaned_files(dir, &self.cleaned_paths);
+            if self.info_written {
+                let info = dir.join(format!("{}{SWAP_INFO_EXT}", file_stem(self.first)));
+                remove_cleaned_files(dir, &[info]);
+            }
+        }
+        lock(&self.log.inner).replacements.remove(&self.first);
     }
+}
+
+/// Checks one chunk of the cleaner's output: whole v2 batches with valid CRCs, offsets strictly
+/// increasing from `next_allowed` and inside `[first, data_end)`, relative offsets that fit the segment's
+/// 32-bit index fields. Returns the smallest offset the next chunk may use.
+fn validate_cleaned(
+    bytes: &[u8],
+    first: i64,
+    mut next_allowed: i64,
+    data_end: i64,
+) -> Result<i64, StorageError> {
     let mut pos = 0usize;
-    let mut next_allowed = first;
     while pos < bytes.len() {
         let h = BatchHeader::parse(&bytes[pos..])?;
         let end = pos
@@ -501,10 +723,12 @@ fn validate_cleaned(bytes: &[u8], first: i64, data_end: i64) -> Result<(), Stora
         if crc32c::crc32c(&bytes[pos + 21..end]) != h.crc {
             return Err(BatchError::CorruptMessage.into());
         }
+        // `last_offset` wraps for a hostile base offset near i64::MAX: reject that before subtracting.
         if h.last_offset_delta < 0
+            || h.last_offset() < h.base_offset
             || h.base_offset < next_allowed
             || h.last_offset() >= data_end
-            || h.last_offset() - first > i64::from(i32::MAX)
+            || h.last_offset().saturating_sub(first) > i64::from(i32::MAX)
         {
             return Err(StorageError::InvalidRecord(format!(
                 "cleaned batch [{}, {}] is out of order or outside [{first}, {data_end})",
@@ -515,5 +739,5 @@ fn validate_cleaned(bytes: &[u8], first: i64, data_end: i64) -> Result<(), Stora
         next_allowed = h.last_offset() + 1;
         pos = end;
     }
-    Ok(())
+    Ok(next_allowed)
 }

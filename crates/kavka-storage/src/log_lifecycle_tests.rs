@@ -451,8 +451,13 @@ enum Step {
     Swapped,
     FirstOldDeleted,
     AllOldDeleted,
+    IndexesRenamed,
     Renamed,
 }
+
+/// Index bytes that look valid (one entry: relative offset 1 at position 16) but describe no real batch:
+/// a stale or foreign index that open() must not trust.
+const BOGUS_INDEX: [u8; 8] = [0, 0, 0, 1, 0, 0, 0, 16];
 
 /// Builds a log, then performs the swap protocol by hand up to `step` (as a kill -9 would leave it) and
 /// returns the directory, the offsets before and the offsets expected after a completed swap.
@@ -473,6 +478,16 @@ fn crashed_swap(step: Step, with_info: bool) -> (tempfile::TempDir, Vec<i64>, Ve
     let cleaned_path = d.join(format!("{stem}.log.cleaned"));
     let swap_path = d.join(format!("{stem}.log.swap"));
     fs::write(&cleaned_path, &cleaned).unwrap();
+    // The streamed form writes the indexes next to the log. Bogus content while the log is not yet in
+    // place (open() must drop them); empty, and so consistent with any log, once it is.
+    let index_content: &[u8] = if step >= Step::Renamed {
+        &[]
+    } else {
+        &BOGUS_INDEX
+    };
+    for ext in ["index", "timeindex"] {
+        fs::write(d.join(format!("{stem}.{ext}.cleaned")), index_content).unwrap();
+    }
     if step >= Step::InfoWritten && with_info {
         fs::write(
             d.join(format!("{stem}.swapinfo")),
@@ -496,6 +511,15 @@ fn crashed_swap(step: Step, with_info: bool) -> (tempfile::TempDir, Vec<i64>, Ve
     if step >= Step::AllOldDeleted {
         chosen[1..].iter().for_each(delete_old);
     }
+    if step >= Step::IndexesRenamed {
+        for ext in ["index", "timeindex"] {
+            fs::rename(
+                d.join(format!("{stem}.{ext}.cleaned")),
+                d.join(format!("{stem}.{ext}")),
+            )
+            .unwrap();
+        }
+    }
     if step >= Step::Renamed {
         fs::rename(&swap_path, &final_log).unwrap();
     }
@@ -510,6 +534,7 @@ fn open_completes_or_rolls_back_an_interrupted_swap() {
         Step::Swapped,
         Step::FirstOldDeleted,
         Step::AllOldDeleted,
+        Step::IndexesRenamed,
         Step::Renamed,
     ];
     for with_info in [true, false] {
@@ -523,6 +548,11 @@ fn open_completes_or_rolls_back_an_interrupted_swap() {
                 &before
             };
             assert_eq!(&got, want, "step {step:?}, swapinfo {with_info}");
+            // Timestamp lookups go through the (rebuilt) time and offset indexes.
+            for &o in want {
+                let found = log.offset_for_timestamp(T0 + 100 * o).unwrap().unwrap();
+                assert_eq!(found.offset, o, "lookup of {o} after {step:?}");
+            }
             for suffix in [".cleaned", ".swap", ".swapinfo", ".deleted"] {
                 assert!(
                     files_with_suffix(dir.path(), suffix).is_empty(),
@@ -628,4 +658,365 @@ fn crash_during_segment_deletion_leaves_a_consistent_log() {
     let r = log.enforce_retention(T0, 12).unwrap();
     assert_eq!(r.segments_deleted, 1);
     assert_eq!(seg_view(&log)[0].0, segs[2].0);
+}
+
+/// Splits whole batches into one slice per batch.
+fn split_batches(bytes: &Bytes) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    for h in batches_of(bytes) {
+        out.push(bytes.slice(pos..pos + h.total_size()));
+        pos += h.total_size();
+    }
+    out
+}
+
+/// Names and contents of every file in `dir`.
+fn dir_contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().into_string().unwrap(),
+                fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn assert_no_swap_leftovers(dir: &Path) {
+    for suffix in [".cleaned", ".swap", ".swapinfo"] {
+        assert!(
+            files_with_suffix(dir, suffix).is_empty(),
+            "{suffix} files left: {:?}",
+            files_with_suffix(dir, suffix)
+        );
+    }
+}
+
+/// Segments of about 30 batches, with several sparse index entries each.
+fn indexed_cfg() -> LogConfig {
+    LogConfig {
+        segment_bytes: 3000,
+        index_interval_bytes: 200,
+        ..cfg()
+    }
+}
+
+#[test]
+fn streamed_replacement_equals_one_shot_and_writes_as_it_goes() {
+    let one = tempfile::tempdir().unwrap();
+    let many = tempfile::tempdir().unwrap();
+    let log_one = PartitionLog::open(one.path(), indexed_cfg(), T0).unwrap();
+    let log_many = PartitionLog::open(many.path(), indexed_cfg(), T0).unwrap();
+    append_n(&log_one, 150);
+    append_n(&log_many, 150);
+    assert_eq!(dir_contents(one.path()), dir_contents(many.path()));
+    let chosen: Vec<SegmentInfo> = log_one.cleanable_segments().into_iter().take(3).collect();
+    assert_eq!(chosen.len(), 3);
+    let bases: Vec<i64> = chosen.iter().map(|s| s.base_offset).collect();
+    let (cleaned, kept) = every_other_batch(&chosen);
+
+    log_one.replace_segments(&bases, cleaned.clone()).unwrap();
+
+    let mut r = log_many.begin_replacement(&bases).unwrap();
+    let pieces = split_batches(&cleaned);
+    assert!(pieces.len() > 20);
+    let cleaned_log = many
+        .path()
+        .join(format!("{}.log.cleaned", file_stem(bases[0])));
+    // Chunks of 0, 1, 2, 3, ... batches; each is on disk as soon as it is appended.
+    let mut appended = 0usize;
+    let mut i = 0;
+    let mut size = 0;
+    while i < pieces.len() {
+        let n = size.min(pieces.len() - i);
+        let chunk: Vec<u8> = pieces[i..i + n].concat();
+        r.append(&chunk).unwrap();
+        appended += chunk.len();
+        assert_eq!(
+            fs::metadata(&cleaned_log).unwrap().len(),
+            appended as u64,
+            "data is written as it comes"
+        );
+        i += n;
+        size += 1;
+    }
+    assert_eq!(files_with_suffix(many.path(), ".cleaned").len(), 3);
+    r.commit().unwrap();
+
+    let mut expected = kept.clone();
+    expected.extend(chosen[2].next_segment_base..150);
+    assert_eq!(offsets(&log_one), expected);
+    assert_eq!(offsets(&log_many), expected);
+    assert_eq!(seg_view(&log_one), seg_view(&log_many));
+    assert_no_swap_leftovers(many.path());
+    // Same log and index files byte for byte (the old files are already unlinked: delay 0 ...
+    log_one.delete_expired_files(T0 + 1).unwrap();
+    log_many.delete_expired_files(T0 + 1).unwrap();
+    assert_eq!(dir_contents(one.path()), dir_contents(many.path()));
+    let stem = file_stem(bases[0]);
+    let index_path = many.path().join(format!("{stem}.index"));
+    let time_path = many.path().join(format!("{stem}.timeindex"));
+    let (index, time) = (
+        fs::read(&index_path).unwrap(),
+        fs::read(&time_path).unwrap(),
+    );
+    assert!(index.len() >= 16, "want several index entries");
+    assert!(!time.is_empty());
+    // ... and the indexes written on the fly equal the ones recovery rebuilds from the log.
+    drop(log_many);
+    fs::remove_file(&index_path).unwrap();
+    fs::remove_file(&time_path).unwrap();
+    let log_many = PartitionLog::open(many.path(), indexed_cfg(), T0).unwrap();
+    assert_eq!(fs::read(&index_path).unwrap(), index);
+    assert_eq!(offsets(&log_many), expected);
+    for &o in &expected {
+        let found = log_many
+            .offset_for_timestamp(T0 + 100 * o)
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.offset, o);
+    }
+}
+
+#[test]
+fn dropped_replacement_leaves_the_log_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), cfg(), T0).unwrap();
+    append_n(&log, 15);
+    let chosen: Vec<SegmentInfo> = log.cleanable_segments().into_iter().take(3).collect();
+    let bases: Vec<i64> = chosen.iter().map(|s| s.base_offset).collect();
+    let (cleaned, kept) = every_other_batch(&chosen);
+    let before_files = dir_contents(dir.path());
+    let before_segs = seg_view(&log);
+
+    let mut r = log.begin_replacement(&bases).unwrap();
+    r.append(&split_batches(&cleaned)[0]).unwrap();
+    assert_eq!(files_with_suffix(dir.path(), ".cleaned").len(), 3);
+    // One live replacement per base: a second would write the same files.
+    assert!(matches!(
+        log.begin_replacement(&bases[..1]),
+        Err(StorageError::SegmentsChanged(_))
+    ));
+    // Other bases are independent.
+    drop(log.begin_replacement(&bases[1..2]).unwrap());
+    assert_eq!(files_with_suffix(dir.path(), ".cleaned").len(), 3);
+    drop(r);
+
+    assert!(files_with_suffix(dir.path(), ".cleaned").is_empty());
+    assert_eq!(dir_contents(dir.path()), before_files);
+    assert_eq!(seg_view(&log), before_segs);
+    assert_eq!(offsets(&log), (0..15).collect::<Vec<_>>());
+    // The base is free again: a new replacement goes through.
+    let mut r = log.begin_replacement(&bases).unwrap();
+    r.append(&cleaned).unwrap();
+    r.commit().unwrap();
+    let mut expected = kept;
+    expected.extend(chosen[2].next_segment_base..15);
+    assert_eq!(offsets(&log), expected);
+    assert_no_swap_leftovers(dir.path());
+}
+
+#[test]
+fn invalid_batch_in_a_later_append_fails_and_swaps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), cfg(), T0).unwrap();
+    append_n(&log, 15);
+    let chosen: Vec<SegmentInfo> = log.cleanable_segments().into_iter().take(3).collect();
+    let bases: Vec<i64> = chosen.iter().map(|s| s.base_offset).collect();
+    let (cleaned, _) = every_other_batch(&chosen);
+    let pieces = split_batches(&cleaned);
+    let beyond = log.cleanable_segments()[3]
+        .read_batches(0, usize::MAX)
+        .unwrap();
+    let mut corrupt = pieces[2].to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    let mut wrong_magic = pieces[2].to_vec();
+    wrong_magic[16] = 1;
+    let before_files = dir_contents(dir.path());
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("repeated batch", pieces[1].to_vec()),
+        ("earlier batch", pieces[0].to_vec()),
+        ("batch past the replaced range", beyond.to_vec()),
+        ("corrupt CRC", corrupt),
+        ("unsupported magic", wrong_magic),
+        ("half a batch", pieces[2][..40].to_vec()),
+        (
+            "whole batch then a torn one",
+            [&pieces[2][..], &pieces[3][..70]].concat(),
+        ),
+    ];
+    for (what, bad) in cases {
+        let mut r = log.begin_replacement(&bases).unwrap();
+        r.append(&pieces[..2].concat()).unwrap();
+        let err = r.append(&bad).expect_err(what);
+        assert!(
+            matches!(err, StorageError::Batch(_) | StorageError::InvalidRecord(_)),
+            "{what}: {err:?}"
+        );
+        // The replacement is now unusable: even valid input is refused, and so is the commit.
+        assert!(r.append(&pieces[2]).is_err(), "{what}");
+        assert!(
+            matches!(r.commit(), Err(StorageError::InvalidRecord(_))),
+            "{what}"
+        );
+        assert_eq!(dir_contents(dir.path()), before_files, "{what}");
+        assert_eq!(offsets(&log), (0..15).collect::<Vec<_>>(), "{what}");
+    }
+}
+
+#[test]
+fn retention_between_begin_and_commit_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), cfg(), T0).unwrap();
+    append_n(&log, 24);
+    let segs = log.cleanable_segments();
+    assert!(segs.len() >= 6);
+
+    // Retention of segments before the replaced ones shifts them in the list but changes nothing else.
+    let (cleaned, kept) = every_other_batch(&segs[2..4]);
+    let bases = [segs[2].base_offset, segs[3].base_offset];
+    let mut r = log.begin_replacement(&bases).unwrap();
+    r.append(&cleaned).unwrap();
+    assert_eq!(
+        log.delete_records(segs[1].base_offset, 24).unwrap(),
+        segs[1].base_offset
+    );
+    r.commit().unwrap();
+    let mut expected: Vec<i64> = (segs[1].base_offset..segs[2].base_offset).collect();
+    expected.extend(&kept);
+    expected.extend(segs[4].base_offset..24);
+    assert_eq!(offsets(&log), expected);
+
+    // DeleteRecords removing a replaced segment.
+    let segs = log.cleanable_segments();
+    let bases = [segs[1].base_offset, segs[2].base_offset];
+    let (cleaned, _) = every_other_batch(&segs[1..3]);
+    let mut r = log.begin_replacement(&bases).unwrap();
+    r.append(&cleaned).unwrap();
+    log.delete_records(segs[2].base_offset, 24).unwrap();
+    assert!(matches!(r.commit(), Err(StorageError::SegmentsChanged(_))));
+    assert_no_swap_leftovers(dir.path());
+    assert_eq!(offsets(&log), (segs[2].base_offset..24).collect::<Vec<_>>());
+
+    // Size retention removing them.
+    let segs = log.cleanable_segments();
+    let mut r = log.begin_replacement(&[segs[0].base_offset]).unwrap();
+    r.append(&split_batches(&segs[0].read_batches(0, usize::MAX).unwrap())[0])
+        .unwrap();
+    log.update_config(LogConfig {
+        retention_bytes: 0,
+        ..cfg()
+    });
+    assert!(log.enforce_retention(T0, 24).unwrap().segments_deleted >= 1);
+    log.update_config(cfg());
+    assert!(matches!(r.commit(), Err(StorageError::SegmentsChanged(_))));
+    assert_no_swap_leftovers(dir.path());
+
+    // A follower truncation into the replaced segment, after which the log regrows the same shape: the
+    // segment list has the same base offsets again, but the cleaned output still holds the truncated
+    // records, so swapping it in would resurrect them.
+    append_n(&log, 12);
+    let segs = log.cleanable_segments();
+    let (s0, s1) = (segs[0].base_offset, segs[1].base_offset);
+    let shape = seg_view(&log);
+    let old_content = segs[0].read_batches(0, usize::MAX).unwrap();
+    let mut r = log.begin_replacement(&[s0]).unwrap();
+    r.append(&old_content).unwrap();
+    log.truncate_to(s0 + 1).unwrap();
+    append_n(&log, 11);
+    let regrown: Vec<i64> = seg_view(&log).iter().map(|s| s.0).collect();
+    assert_eq!(
+        regrown,
+        shape.iter().map(|s| s.0).collect::<Vec<_>>(),
+        "same bases again"
+    );
+    assert!(regrown.contains(&s1));
+    assert!(matches!(r.commit(), Err(StorageError::SegmentsChanged(_))));
+    assert_no_swap_leftovers(dir.path());
+    let got = offsets(&log);
+    assert!(got.windows(2).all(|w| w[0] + 1 == w[1]), "{got:?}");
+}
+
+#[test]
+fn crash_after_some_appends_is_rolled_back_by_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), indexed_cfg(), T0).unwrap();
+    append_n(&log, 100);
+    let chosen: Vec<SegmentInfo> = log.cleanable_segments().into_iter().take(2).collect();
+    let bases: Vec<i64> = chosen.iter().map(|s| s.base_offset).collect();
+    let (cleaned, kept) = every_other_batch(&chosen);
+    let pieces = split_batches(&cleaned);
+    let before = offsets(&log);
+    let mut r = log.begin_replacement(&bases).unwrap();
+    let half = pieces.len() / 2;
+    r.append(&pieces[..half].concat()).unwrap();
+    r.append(&pieces[half..half + 2].concat()).unwrap();
+    // kill -9: no drop, no commit; the files stay exactly as written.
+    std::mem::forget(r);
+    drop(log);
+    let cleaned_files = files_with_suffix(dir.path(), ".cleaned");
+    assert_eq!(cleaned_files.len(), 3, "{cleaned_files:?}");
+    let stem = file_stem(bases[0]);
+    assert!(
+        fs::metadata(dir.path().join(format!("{stem}.log.cleaned")))
+            .unwrap()
+            .len()
+            > 0
+    );
+    assert!(
+        fs::metadata(dir.path().join(format!("{stem}.index.cleaned")))
+            .unwrap()
+            .len()
+            > 0
+    );
+
+    let log = PartitionLog::open(dir.path(), indexed_cfg(), T0).unwrap();
+    assert_no_swap_leftovers(dir.path());
+    assert_eq!(offsets(&log), before);
+    assert_eq!(
+        segment_files(dir.path(), "log").len(),
+        segment_files(dir.path(), "index").len()
+    );
+    // The log works, and the cleaner can start over.
+    let mut r = log.begin_replacement(&bases).unwrap();
+    for piece in &pieces {
+        r.append(piece).unwrap();
+    }
+    r.commit().unwrap();
+    append_n(&log, 1);
+    let mut expected = kept;
+    expected.extend(chosen[1].next_segment_base..101);
+    assert_eq!(offsets(&log), expected);
+    drop(log);
+    let log = PartitionLog::open(dir.path(), indexed_cfg(), T0).unwrap();
+    assert_eq!(offsets(&log), expected);
+}
+
+#[test]
+fn appends_and_rolls_during_a_replacement_do_not_block_or_break_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(PartitionLog::open(dir.path(), cfg(), T0).unwrap());
+    append_n(&log, 15);
+    let chosen: Vec<SegmentInfo> = log.cleanable_segments().into_iter().take(2).collect();
+    let bases: Vec<i64> = chosen.iter().map(|s| s.base_offset).collect();
+    let (cleaned, kept) = every_other_batch(&chosen);
+    let mut r = log.begin_replacement(&bases).unwrap();
+    r.append(&cleaned).unwrap();
+    // The append lock is free between begin and commit: a producer on another thread rolls segments.
+    let producer = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || append_n(&log, 10))
+    };
+    producer.join().unwrap();
+    r.commit().unwrap();
+    let mut expected = kept;
+    expected.extend(chosen[1].next_segment_base..25);
+    assert_eq!(offsets(&log), expected);
+    assert_no_swap_leftovers(dir.path());
 }

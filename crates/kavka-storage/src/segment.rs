@@ -186,7 +186,25 @@ impl Segment {
         settings: SegmentSettings,
         now_ms: i64,
     ) -> io::Result<Segment> {
+        Self::create_with_suffix(dir, base_offset, settings, now_ms, "")
+    }
+
+    /// As [`create`](Self::create), with `suffix` appended to all three file names: the compactor builds
+    /// its output as `<base>.log.cleaned` (and indexes) next to the live segment of the same base.
+    pub(crate) fn create_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        settings: SegmentSettings,
+        now_ms: i64,
+        suffix: &str,
+    ) -> io::Result<Segment> {
         let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
+        let with = |p: PathBuf| {
+            let mut s = p.into_os_string();
+            s.push(suffix);
+            PathBuf::from(s)
+        };
+        let (log_path, index_path, time_path) = (with(log_path), with(index_path), with(time_path));
         let log = OpenOptions::new()
             .read(true)
             .write(true)
@@ -480,6 +498,29 @@ impl Segment {
         self.size.store(pos + batch.len() as u64, Ordering::Release);
         let mut st = lock(&self.state);
         self.index_batch(&mut st, header, pos)
+    }
+
+    /// Appends whole batches that the caller already validated (framing, CRC, offsets) with one write,
+    /// then indexes them exactly as [`append`](Self::append) does: the compactor's output comes in chunks
+    /// of many small batches, and one syscall per batch would dominate its cost. The headers are parsed
+    /// again here rather than passed in, so the caller needs no per-batch memory.
+    pub(crate) fn append_batches(&self, bytes: &[u8]) -> io::Result<()> {
+        let pos = self.size.load(Ordering::Acquire);
+        if let Err(e) = self.log.write_all_at(bytes, pos) {
+            // Drop whatever part was written so the file keeps ending on a batch boundary.
+            let _ = self.log.set_len(pos);
+            return Err(e);
+        }
+        self.size.store(pos + bytes.len() as u64, Ordering::Release);
+        let mut st = lock(&self.state);
+        let mut at = 0usize;
+        while at < bytes.len() {
+            // Validated by the caller, so this cannot fail; an error still beats a panic.
+            let h = BatchHeader::parse(&bytes[at..]).map_err(io::Error::other)?;
+            self.index_batch(&mut st, &h, pos + at as u64)?;
+            at += h.total_size();
+        }
+        Ok(())
     }
 
     /// Base offset of the segment.
