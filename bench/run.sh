@@ -2,7 +2,8 @@
 # Kavka benchmark: produce throughput and latency (p50/p99), consume throughput, and this
 # machine's own limits (sequential write bandwidth with dd, loopback TCP with iperf3), all in
 # one run, written as a Markdown table to bench/results/; then the consumer-group benchmarks
-# (group vs assign() throughput, rebalance times). Not part of CI.
+# (group vs assign() throughput, rebalance times); on request the log cleaner's throughput and
+# its effect on produce (section "compaction"). Not part of CI.
 #
 # Usage: bench/run.sh
 # Environment:
@@ -12,9 +13,16 @@
 #   BENCH_RECORDS_100   records per 100-byte run (default 2000000, ~191 MiB)
 #   BENCH_LATENCY_RATE  records/s of the paced latency runs (default 10000)
 #   BENCH_SECTIONS      which parts to run: "core" (produce/consume/latency and machine limits),
-#                       "groups" (consumer groups); default "core groups"
+#                       "groups" (consumer groups), "compaction" (log cleaner; its own broker,
+#                       ~3 minutes and ~20 GB in BENCH_DIR); default "core groups"
 #   BENCH_GROUP_RECORDS 1 KiB records preloaded for group-vs-assign (default 300000, ~293 MiB)
 #   BENCH_GROUP_ROUNDS  alternating assign/group rounds of group-vs-assign (default 6)
+#   BENCH_COMPACTION_MIB          phase A: MiB of 1 KiB records loaded, then cleaned (default 500)
+#   BENCH_COMPACTION_DIRTY_MIB    phase B: MiB loaded per round for the cleaner to work on (default 2000)
+#   BENCH_COMPACTION_ROUNDS       phase B: rounds of (idle, busy) produce runs (default 6)
+#   BENCH_COMPACTION_PRODUCE_SECS phase B: seconds per produce run (default 3)
+#   BENCH_COMPACTION_OVERRIDES    extra broker settings for the compaction broker, space-separated
+#                                 key=value (e.g. log.cleaner.io.max.bytes.per.second=150000000)
 #   KAVKA_BIN           broker binary (default: build target/release/kavka)
 # Needs: cmake and libcurl4-openssl-dev (librdkafka build), iperf3, python3.
 set -euo pipefail
@@ -26,6 +34,11 @@ RECORDS_100=${BENCH_RECORDS_100:-2000000}
 SECTIONS=" ${BENCH_SECTIONS:-core groups} "
 GROUP_RECORDS=${BENCH_GROUP_RECORDS:-300000}
 GROUP_ROUNDS=${BENCH_GROUP_ROUNDS:-6}
+CMP_MIB=${BENCH_COMPACTION_MIB:-500}
+CMP_DIRTY_MIB=${BENCH_COMPACTION_DIRTY_MIB:-2000}
+CMP_ROUNDS=${BENCH_COMPACTION_ROUNDS:-6}
+CMP_PRODUCE_SECS=${BENCH_COMPACTION_PRODUCE_SECS:-3}
+CMP_OVERRIDES=${BENCH_COMPACTION_OVERRIDES:-}
 has() { [[ "$SECTIONS" == *" $1 "* ]]; }
 OUT_DIR="$ROOT/bench/results"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -40,13 +53,17 @@ mkdir -p "$BENCH_DIR" "$OUT_DIR"
 RUN_DIR=$(mktemp -d "$BENCH_DIR/run.XXXXXX")
 BROKER_PID=""
 IPERF_PID=""
-cleanup() {
-    [[ -n "$IPERF_PID" ]] && kill "$IPERF_PID" 2>/dev/null || true
+stop_broker() {
     if [[ -n "$BROKER_PID" ]] && kill -0 "$BROKER_PID" 2>/dev/null; then
         kill -TERM "$BROKER_PID" 2>/dev/null || true
         for _ in $(seq 100); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$BROKER_PID" 2>/dev/null || true
     fi
+    BROKER_PID=""
+}
+cleanup() {
+    [[ -n "$IPERF_PID" ]] && kill "$IPERF_PID" 2>/dev/null || true
+    stop_broker
     rm -rf "$RUN_DIR"
 }
 trap cleanup EXIT
@@ -98,21 +115,30 @@ log "iperf3: $IPERF_MIB MiB/s"
 fi
 
 # ---- broker ------------------------------------------------------------------------------
-PORT=$(free_port)
-mkdir -p "$RUN_DIR/kavka"
-"$KAVKA_BIN" broker \
-    --override "listeners=PLAINTEXT://127.0.0.1:$PORT" \
-    --override "log.dirs=$RUN_DIR/kavka" \
-    --override "group.initial.rebalance.delay.ms=0" \
-    >"$RUN_DIR/broker.log" 2>&1 &
-BROKER_PID=$!
-for _ in $(seq 300); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-    kill -0 "$BROKER_PID" 2>/dev/null || { cat "$RUN_DIR/broker.log" >&2; exit 1; }
-    sleep 0.1
-done
-BOOT="127.0.0.1:$PORT"
-log "broker pid $BROKER_PID on $BOOT"
+# start_broker NAME [key=value...]: a broker with data in $RUN_DIR/NAME and its log in
+# $RUN_DIR/NAME.log (BROKER_LOG); sets BROKER_PID and BOOT.
+start_broker() {
+    local name=$1
+    shift
+    local port
+    port=$(free_port)
+    mkdir -p "$RUN_DIR/$name"
+    BROKER_LOG="$RUN_DIR/$name.log"
+    local args=(--override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$RUN_DIR/$name")
+    for kv in "$@"; do args+=(--override "$kv"); done
+    "$KAVKA_BIN" broker "${args[@]}" >"$BROKER_LOG" 2>&1 &
+    BROKER_PID=$!
+    for _ in $(seq 300); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        kill -0 "$BROKER_PID" 2>/dev/null || { cat "$BROKER_LOG" >&2; exit 1; }
+        sleep 0.1
+    done
+    BOOT="127.0.0.1:$port"
+    log "broker $name pid $BROKER_PID on $BOOT"
+}
+if has core || has groups; then
+    start_broker kavka "group.initial.rebalance.delay.ms=0"
+fi
 
 field() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2 }'; }
 
@@ -195,21 +221,46 @@ if has groups; then
         R=$("$GEN" rebalance --bootstrap "$BOOT" --partitions 100 --members 10 --protocol "$proto" --assignor "$assignor" "${hb_arg[@]}")
         echo "$R" | sed 's/^/[bench]   /' >&2
         S=$(echo "$R" | grep 'summary=1')
-        L=$(python3 "$ROOT/bench/group_log.py" "$RUN_DIR/broker.log" "$(field "$S" group)")
+        L=$(python3 "$ROOT/bench/group_log.py" "$BROKER_LOG" "$(field "$S" group)")
         log "  broker log: $L"
         RB_ROWS+="| $proto | $assignor | $(field "$S" heartbeat_ms) | $(field "$S" join_secs) | $(field "$S" add_secs) | $(field "$S" remove_secs) | $(field "$L" rebalances) | $(field "$L" rejoin_wait_total_ms) | $(field "$L" sync_max_ms) |"$'\n'
     done
 fi
 
+# ---- log cleaner -------------------------------------------------------------------------
+# Its own broker: log.cleaner.backoff.ms=100 (Kafka's default is 15000) so that the cleaner
+# starts within 0.1 s of the trigger (see bench/src/compaction.rs), and none of the other
+# sections' data in its log directory or the page cache.
+CMP_A=""
+CMP_B_ROWS=""
+CMP_S=""
+if has compaction; then
+    stop_broker
+    # shellcheck disable=SC2086 # CMP_OVERRIDES is a space-separated list on purpose
+    start_broker kavka-compaction "log.cleaner.backoff.ms=100" $CMP_OVERRIDES
+    log "compaction: phase A $CMP_MIB MiB; phase B $CMP_ROUNDS rounds of $CMP_DIRTY_MIB MiB, ${CMP_PRODUCE_SECS}s produce runs"
+    C=$("$GEN" compaction --bootstrap "$BOOT" --broker-log "$BROKER_LOG" --broker-pid "$BROKER_PID" \
+        --mib "$CMP_MIB" --dirty-mib "$CMP_DIRTY_MIB" --rounds "$CMP_ROUNDS" --produce-secs "$CMP_PRODUCE_SECS")
+    echo "$C" | sed 's/^/[bench]   /' >&2
+    CMP_A=$(echo "$C" | grep 'phase=a')
+    CMP_S=$(echo "$C" | grep 'summary=1')
+    while read -r line; do
+        CMP_B_ROWS+="| $(field "$line" round) | $(field "$line" cleaner) | $(field "$line" secs) | $(field "$line" mib_per_s) | $(field "$line" overlap_pct) | $(field "$line" clean_mb_per_s) | $(field "$line" cpu_busy_pct) | $(field "$line" broker_cores) | $(field "$line" generator_cores) | $(field "$line" other_cores) |"$'\n'
+    done < <(echo "$C" | grep 'cleaner=')
+    stop_broker
+fi
+
 KAVKA_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# The broker may be built from uncommitted work: say so (diff-index only reads).
+(cd "$ROOT" && git diff-index --quiet HEAD -- 2>/dev/null) || KAVKA_REV+=" plus uncommitted changes"
 
 {
     echo "# Kavka benchmark run $STAMP"
     echo
     echo "- Machine: $CPU, $CORES cores, $MEM RAM, Linux $KERNEL; data on $FS"
-    echo "- Kavka revision: $KAVKA_REV; broker defaults (no fsync per write: log.flush.interval.messages unset) except group.initial.rebalance.delay.ms=0, which only affects group joins"
+    echo "- Kavka revision: $KAVKA_REV; broker defaults (no fsync per write: log.flush.interval.messages unset) except group.initial.rebalance.delay.ms=0 (core and groups; only affects group joins) and the log cleaner section's own settings"
     echo "- Load generator: bench/ (rdkafka 0.39 / librdkafka), linger.ms=5, batch.size=1000000, no compression, null keys; one producer process, one consumer process, on the same machine as the broker"
-    echo "- Command: bench/run.sh (BENCH_SECTIONS=\"$(echo $SECTIONS)\" BENCH_RECORDS_1K=$RECORDS_1K BENCH_RECORDS_100=$RECORDS_100 BENCH_GROUP_RECORDS=$GROUP_RECORDS BENCH_GROUP_ROUNDS=$GROUP_ROUNDS)"
+    echo "- Command: bench/run.sh (BENCH_SECTIONS=\"$(echo $SECTIONS)\" BENCH_RECORDS_1K=$RECORDS_1K BENCH_RECORDS_100=$RECORDS_100 BENCH_GROUP_RECORDS=$GROUP_RECORDS BENCH_GROUP_ROUNDS=$GROUP_ROUNDS BENCH_COMPACTION_MIB=$CMP_MIB BENCH_COMPACTION_DIRTY_MIB=$CMP_DIRTY_MIB BENCH_COMPACTION_ROUNDS=$CMP_ROUNDS BENCH_COMPACTION_PRODUCE_SECS=$CMP_PRODUCE_SECS BENCH_COMPACTION_OVERRIDES=\"$CMP_OVERRIDES\")"
     echo
     if has core; then
     echo "## Machine limits (same run)"
@@ -276,6 +327,45 @@ KAVKA_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown
     echo "| protocol | assignor | heartbeat ms | join s | add s | remove s | rebalances | rejoin wait total ms | sync max ms |"
     echo "|---|---|---|---|---|---|---|---|---|"
     printf "%s" "$RB_ROWS"
+    fi
+    if has compaction; then
+    echo
+    echo "## Log cleaner"
+    echo
+    echo "Own broker: \`log.cleaner.backoff.ms=100\`${CMP_OVERRIDES:+, \`$CMP_OVERRIDES\`}, other settings default (one cleaner"
+    echo "thread, 128 MiB dedupe buffer, no I/O throttle unless set above). Compacted topics: 1 partition,"
+    echo "\`segment.bytes=16777216\`, \`min.cleanable.dirty.ratio=0.5\`, 1 KiB values, keys drawn uniformly from"
+    echo "10% of the record count; loaded with \`min.compaction.lag.ms=3600000\` (cleaner held off), then"
+    echo "triggered by setting it to 0 (AlterConfigs). Dirty pages are written back (\`sync\`) before each"
+    echo "measured window; the loaded data is read by the cleaner from the page cache."
+    echo "MB = 10^6 bytes. \"cleaned MB/s\" = read_bytes / elapsed_ms summed over the broker's \"log compacted\""
+    echo "lines (read_bytes: the log read by the rewrite pass; elapsed_ms also covers the offset-map pass,"
+    echo "which reads the dirty part once more)."
+    echo
+    echo "### Phase A: cleaner throughput"
+    echo
+    echo "| loaded | records | unique keys | rounds | read MB | written MB | clean ms | cleaned MB/s | cleaned MiB/s | trigger to done s | MB/s incl. trigger |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| $CMP_MIB MiB | $(field "$CMP_A" records) | $(field "$CMP_A" unique_keys) | $(field "$CMP_A" clean_rounds) | $(python3 -c "print(f'{$(field "$CMP_A" read_bytes)/1e6:.1f}')") | $(python3 -c "print(f'{$(field "$CMP_A" written_bytes)/1e6:.1f}')") | $(field "$CMP_A" clean_ms) | **$(field "$CMP_A" clean_mb_per_s)** | $(field "$CMP_A" clean_mib_per_s) | $(field "$CMP_A" trigger_to_last_s) | $(field "$CMP_A" wall_mb_per_s) |"
+    echo
+    echo "### Phase B: produce to another topic, cleaner idle vs busy"
+    echo
+    echo "Each run produces 1 KiB records (null keys, acks=1, linger.ms=5, 64 MiB client queue) to a fresh"
+    echo "1-partition topic for ${CMP_PRODUCE_SECS} s, then flushes; MiB/s counts the flush. Every round first loads"
+    echo "a fresh $CMP_DIRTY_MIB MiB dirty compacted topic, then runs \"idle\" (cleaner held off) and \"busy\" (cleaning"
+    echo "triggered 0.15 s before the run), in alternating order. \"overlap\" is the share of the busy run"
+    echo "during which the cleaner was working (from the log lines' timestamps); \"cleaned MB/s\" is the cleaner's"
+    echo "rate in that round. CPU during each run: machine busy % (100 = all $CORES cores), and cores used by"
+    echo "the broker, the load generator and everything else on the machine (other engineers' work)."
+    echo
+    echo "| round | cleaner | secs | produce MiB/s | overlap % | cleaned MB/s | machine CPU % | broker cores | generator cores | other cores |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    printf "%s" "$CMP_B_ROWS"
+    echo
+    echo "| target | measured |"
+    echo "|---|---|"
+    echo "| cleaner >= 50 MB/s (1 KiB records, 10% unique keys) | $(field "$CMP_A" clean_mb_per_s) MB/s (phase A); $(field "$CMP_S" busy_clean_mb_per_s) MB/s while producing (phase B) |"
+    echo "| produce drop while cleaning < 25% | idle $(field "$CMP_S" idle_mib_per_s) MiB/s, busy $(field "$CMP_S" busy_mib_per_s) MiB/s (means): **$(field "$CMP_S" drop_pct)%**; per round $(field "$CMP_S" round_drops)%, median $(field "$CMP_S" median_round_drop_pct)% |"
     fi
 } >"$OUT"
 cat "$OUT"

@@ -11,6 +11,8 @@
 //!             [--assignor range|cooperative-sticky] [--session-timeout-ms 10000]
 //!             [--heartbeat-ms MS] [--protocol classic|consumer]
 //! kavka-bench has-kip848 --bootstrap HOST:PORT
+//! kavka-bench compaction --bootstrap HOST:PORT --broker-log FILE [--phase a|b|ab] [--mib 500]
+//!             [--rounds 3] [--dirty-mib 500] [--produce-secs S] (see compaction.rs)
 //! ```
 //! `fetch-raw` reads every partition from offset 0 to its end with plain Fetch v12 requests
 //! (8 MiB per partition, one connection, no decoding of records): the broker's read path
@@ -32,6 +34,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+mod compaction;
 mod group;
 
 /// Parsed `--key value` options.
@@ -440,6 +443,7 @@ fn main() {
         "group-vs-assign" => group::group_vs_assign(&a),
         "rebalance" => group::rebalance(&a),
         "has-kip848" => group::has_kip848(&a),
+        "compaction" => compaction::compaction(&a),
         other => Err(format!("unknown command {other}")),
     });
     if let Err(e) = res {

@@ -72,9 +72,27 @@ impl CleanerSettings {
     }
 }
 
+/// Nice value of the cleaner thread: compaction is background work, so on a busy machine produce and
+/// fetch get the CPU first and the cleaner takes what is left (BENCHMARKS.md, "Log cleaner").
+const CLEANER_NICE: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority (Linux: setpriority on a thread id applies to that
+/// thread only).
+fn lower_own_priority() {
+    // SAFETY: gettid has no preconditions; setpriority only reads its integer arguments.
+    let rc = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, CLEANER_NICE)
+    };
+    if rc != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot lower the log cleaner's priority");
+    }
+}
+
 /// Runs the cleaner until `stop` is set. Call on a dedicated thread. Its settings are re-read from
 /// `config` between rounds, so dynamic broker configuration applies without a restart.
 pub fn run(replicas: Arc<ReplicaManager>, config: EffectiveConfig, stop: Arc<AtomicBool>) {
+    lower_own_priority();
     let current = || match config.read() {
         Ok(g) => CleanerSettings::from(&g),
         Err(p) => CleanerSettings::from(&p.into_inner()),
