@@ -49,6 +49,7 @@ const RETRY_AFTER_FAILURE_MS: i64 = 60_000;
 struct Candidate {
     partition: Arc<Partition>,
     priority: f64,
+    dirty_bytes: u64,
 }
 
 /// The cleaner's own settings, as last read from the configuration in force.
@@ -89,6 +90,29 @@ fn lower_own_priority() {
     }
 }
 
+/// The offset map for a round over `dirty_bytes` of dirty data: an entry per record at most, and a record
+/// takes more than 12 bytes of a batch, so twice the dirty size (24-byte entries) always suffices for
+/// uncompressed data; compressed data may need more rounds. Grown when a log needs more, within the
+/// `log.cleaner.dedupe.buffer.size` budget.
+fn sized_map<'a>(
+    map: &'a mut Option<OffsetMap>,
+    settings: &CleanerSettings,
+    dirty_bytes: u64,
+) -> Option<&'a mut OffsetMap> {
+    let wanted = (dirty_bytes.saturating_mul(2) as usize).clamp(1024 * 1024, settings.map_bytes);
+    if map.as_ref().is_none_or(|m| m.memory_bytes() < wanted) {
+        *map = None; // free the old table before allocating the new one
+        match OffsetMap::new(wanted, settings.load_factor) {
+            Ok(m) => *map = Some(m),
+            Err(e) => {
+                tracing::error!(error = %e, bytes = wanted, "cannot allocate the cleaner's offset map");
+                return None;
+            }
+        }
+    }
+    map.as_mut()
+}
+
 /// Runs the cleaner until `stop` is set. Call on a dedicated thread. Its settings are re-read from
 /// `config` between rounds, so dynamic broker configuration applies without a restart.
 pub fn run(replicas: Arc<ReplicaManager>, config: EffectiveConfig, stop: Arc<AtomicBool>) {
@@ -98,31 +122,25 @@ pub fn run(replicas: Arc<ReplicaManager>, config: EffectiveConfig, stop: Arc<Ato
         Err(p) => CleanerSettings::from(&p.into_inner()),
     };
     let mut settings = current();
-    let mut map = match OffsetMap::new(settings.map_bytes, settings.load_factor) {
-        Ok(map) => map,
-        Err(e) => {
-            tracing::error!(error = %e, "log cleaner disabled: cannot allocate its offset map");
-            return;
-        }
-    };
+    // Allocated when a log needs cleaning, sized to its dirty data (up to the configured budget), so a
+    // broker without compaction work holds no map.
+    let mut map: Option<OffsetMap> = None;
     let mut cleaner = BatchCleaner::new();
     let mut throttler = Throttler::new(settings.io_bytes_per_second);
     let mut progress: HashMap<TopicPartition, LogProgress> = HashMap::new();
-    tracing::info!(map_bytes = settings.map_bytes, "log cleaner started");
+    tracing::info!(map_budget_bytes = settings.map_bytes, "log cleaner started");
     while !stop.load(Ordering::Acquire) {
         let latest = current();
         if latest != settings {
             if (latest.map_bytes, latest.load_factor) != (settings.map_bytes, settings.load_factor)
             {
-                match OffsetMap::new(latest.map_bytes, latest.load_factor) {
-                    Ok(m) => map = m,
-                    Err(e) => {
-                        tracing::error!(error = %e, "keeping the cleaner's previous offset map")
-                    }
-                }
+                map = None;
             }
             throttler = Throttler::new(latest.io_bytes_per_second);
-            tracing::info!(map_bytes = latest.map_bytes, "log cleaner settings changed");
+            tracing::info!(
+                map_budget_bytes = latest.map_bytes,
+                "log cleaner settings changed"
+            );
             settings = latest;
         }
         let backoff = settings.backoff;
@@ -134,10 +152,14 @@ pub fn run(replicas: Arc<ReplicaManager>, config: EffectiveConfig, stop: Arc<Ato
         };
         let key = (candidate.partition.topic.clone(), candidate.partition.index);
         let state = progress.get(&key).copied().unwrap_or_default();
+        let Some(map) = sized_map(&mut map, &settings, candidate.dirty_bytes) else {
+            sleep_unless_stopped(backoff, &stop);
+            continue;
+        };
         match clean_log(
             &candidate.partition,
             state,
-            &mut map,
+            map,
             &mut cleaner,
             &mut throttler,
             &stop,
@@ -232,6 +254,7 @@ fn pick(
             best = Some(Candidate {
                 partition,
                 priority,
+                dirty_bytes: dirty,
             });
         }
     }
