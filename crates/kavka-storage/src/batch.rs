@@ -21,14 +21,14 @@ pub const LOG_OVERHEAD: usize = 12;
 const MIN_BATCH_LENGTH: i32 = (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32;
 const PARTITION_LEADER_EPOCH_OFFSET: usize = 12;
 const MAGIC_OFFSET: usize = 16;
-const CRC_OFFSET: usize = 17;
-const ATTRIBUTES_OFFSET: usize = 21;
-const MAX_TIMESTAMP_OFFSET: usize = 35;
+pub(crate) const CRC_OFFSET: usize = 17;
+pub(crate) const ATTRIBUTES_OFFSET: usize = 21;
+pub(crate) const MAX_TIMESTAMP_OFFSET: usize = 35;
 
 const COMPRESSION_MASK: i16 = 0x07;
-const TIMESTAMP_TYPE_BIT: i16 = 0x08;
-const TRANSACTIONAL_BIT: i16 = 0x10;
-const CONTROL_BIT: i16 = 0x20;
+pub(crate) const TIMESTAMP_TYPE_BIT: i16 = 0x08;
+pub(crate) const TRANSACTIONAL_BIT: i16 = 0x10;
+pub(crate) const CONTROL_BIT: i16 = 0x20;
 
 /// Sequence number used by batches without idempotence.
 const NO_SEQUENCE: i32 = -1;
@@ -544,48 +544,70 @@ fn parse_record_body(body: &[u8]) -> Result<(i32, i64), BatchError> {
 }
 
 /// xerial snappy-java stream header: magic, then version and compatible-version ints.
-const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
+pub(crate) const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
 const XERIAL_HEADER_LEN: usize = 16;
 
 fn decompress(codec: Compression, payload: &[u8], limit: usize) -> Result<Vec<u8>, BatchError> {
+    let mut out = Vec::new();
+    decompress_into(codec, payload, limit, &mut out, &mut None)?;
+    Ok(out)
+}
+
+/// Appends `payload` decompressed with `codec` to `out`, refusing to grow `out` past `limit`. A
+/// caller decompressing many batches passes its buffer and a zstd context to reuse (the cleaner).
+pub(crate) fn decompress_into(
+    codec: Compression,
+    payload: &[u8],
+    limit: usize,
+    out: &mut Vec<u8>,
+    zstd_context: &mut Option<zstd::zstd_safe::DCtx<'static>>,
+) -> Result<(), BatchError> {
     let err = |e: std::io::Error| BatchError::Decompression(e.to_string());
     match codec {
         Compression::None => {
-            if payload.len() > limit {
+            if payload.len() > limit.saturating_sub(out.len()) {
                 return Err(BatchError::DecompressionLimit);
             }
-            Ok(payload.to_vec())
+            out.extend_from_slice(payload);
+            Ok(())
         }
         Compression::Gzip => {
-            read_bounded(flate2::read::MultiGzDecoder::new(payload), limit).map_err(err)?
+            read_bounded(flate2::read::MultiGzDecoder::new(payload), limit, out).map_err(err)?
         }
         Compression::Lz4 => {
-            read_bounded(lz4_flex::frame::FrameDecoder::new(payload), limit).map_err(err)?
+            read_bounded(lz4_flex::frame::FrameDecoder::new(payload), limit, out).map_err(err)?
         }
         Compression::Zstd => {
-            let decoder = zstd::stream::read::Decoder::with_buffer(payload).map_err(err)?;
-            read_bounded(decoder, limit).map_err(err)?
+            // with_context resets the session, so a context left mid-frame by an earlier error
+            // starts clean.
+            let context = zstd_context.get_or_insert_with(zstd::zstd_safe::DCtx::create);
+            let decoder = zstd::stream::read::Decoder::with_context(payload, context);
+            read_bounded(decoder, limit, out).map_err(err)?
         }
-        Compression::Snappy => decompress_snappy(payload, limit),
+        Compression::Snappy => decompress_snappy(payload, limit, out),
     }
 }
 
-/// Reads at most `limit` bytes; the outer `Err` is an I/O (decoding) failure, the inner one the
-/// limit being exceeded.
-fn read_bounded(reader: impl Read, limit: usize) -> std::io::Result<Result<Vec<u8>, BatchError>> {
-    let mut out = Vec::new();
+/// Reads into `out` until it holds at most `limit` bytes; the outer `Err` is an I/O (decoding)
+/// failure, the inner one the limit being exceeded.
+fn read_bounded(
+    reader: impl Read,
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> std::io::Result<Result<(), BatchError>> {
+    let room = limit.saturating_sub(out.len());
     // One byte more than allowed tells "exactly at the limit" from "over it".
     reader
-        .take((limit as u64).saturating_add(1))
-        .read_to_end(&mut out)?;
+        .take((room as u64).saturating_add(1))
+        .read_to_end(out)?;
     if out.len() > limit {
         return Ok(Err(BatchError::DecompressionLimit));
     }
-    Ok(Ok(out))
+    Ok(Ok(()))
 }
 
-fn decompress_snappy(payload: &[u8], limit: usize) -> Result<Vec<u8>, BatchError> {
-    let mut out = Vec::new();
+/// Snappy as Kafka clients write it: xerial framing (the Java client) or one raw block.
+fn decompress_snappy(payload: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), BatchError> {
     if payload.len() >= XERIAL_HEADER_LEN && payload[..8] == XERIAL_MAGIC {
         let mut rest = &payload[XERIAL_HEADER_LEN..];
         while !rest.is_empty() {
@@ -600,23 +622,18 @@ fn decompress_snappy(payload: &[u8], limit: usize) -> Result<Vec<u8>, BatchError
                     "invalid xerial snappy block length {len}"
                 )));
             }
-            let block = &rest[4..4 + len as usize];
-            snappy_block_into(block, limit, &mut out)?;
+            snappy_block_into(&rest[4..4 + len as usize], limit, out)?;
             rest = &rest[4 + len as usize..];
         }
+        Ok(())
     } else {
-        snappy_block_into(payload, limit, &mut out)?;
+        snappy_block_into(payload, limit, out)
     }
-    Ok(out)
 }
 
 /// Appends one raw snappy block to `out`, refusing before allocating if its declared size would
 /// take `out` past `limit`.
-pub(crate) fn snappy_block_into(
-    block: &[u8],
-    limit: usize,
-    out: &mut Vec<u8>,
-) -> Result<(), BatchError> {
+fn snappy_block_into(block: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), BatchError> {
     let err = |e: snap::Error| BatchError::Decompression(e.to_string());
     let len = snap::raw::decompress_len(block).map_err(err)?;
     if len > limit.saturating_sub(out.len()) {

@@ -37,14 +37,15 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use siphasher::sip128::SipHasher24;
 
 use crate::batch::{
-    snappy_block_into, validate_stored_batch, BatchError, BatchHeader, Compression,
-    BATCH_HEADER_LEN,
+    decompress_into, validate_stored_batch, BatchError, BatchHeader, Compression,
+    ATTRIBUTES_OFFSET, BATCH_HEADER_LEN, CONTROL_BIT, CRC_OFFSET, MAX_TIMESTAMP_OFFSET,
+    TIMESTAMP_TYPE_BIT, TRANSACTIONAL_BIT, XERIAL_MAGIC,
 };
 
 /// Bytes each offset map slot takes: a 128-bit key hash and an 8-byte offset (as Kafka's MD5-based
@@ -61,14 +62,8 @@ pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 
 /// Attribute bit 6: the base timestamp holds the delete horizon (KIP-534).
 const DELETE_HORIZON_BIT: i16 = 0x40;
-const TIMESTAMP_TYPE_BIT: i16 = 0x08;
-const TRANSACTIONAL_BIT: i16 = 0x10;
-const CONTROL_BIT: i16 = 0x20;
-const ATTRIBUTES_OFFSET: usize = 21;
-const CRC_OFFSET: usize = 17;
 const BATCH_LENGTH_OFFSET: usize = 8;
 const BASE_TIMESTAMP_OFFSET: usize = 27;
-const MAX_TIMESTAMP_OFFSET: usize = 35;
 const RECORD_COUNT_OFFSET: usize = 57;
 /// `batchLength` counts everything after baseOffset and the length field itself.
 const LENGTH_FIELD_END: usize = 12;
@@ -76,8 +71,6 @@ const LENGTH_FIELD_END: usize = 12;
 const NO_TIMESTAMP: i64 = -1;
 /// Uncompressed bytes per xerial snappy block; snappy-java's default block size, which Kafka uses.
 const XERIAL_BLOCK: usize = 32 * 1024;
-const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
-const XERIAL_HEADER_LEN: usize = 16;
 
 /// Errors of the cleaner. Input errors carry the byte position of the offending batch in the
 /// buffer handed in, so the caller can name the segment file position.
@@ -598,81 +591,6 @@ fn batch_records<'a>(
     dec.buf.clear();
     decompress_into(codec, payload, limit, &mut dec.buf, &mut dec.zstd)?;
     Ok(&dec.buf)
-}
-
-fn decompress_into(
-    codec: Compression,
-    payload: &[u8],
-    limit: usize,
-    out: &mut Vec<u8>,
-    zstd_context: &mut Option<zstd::zstd_safe::DCtx<'static>>,
-) -> Result<(), BatchError> {
-    let err = |e: std::io::Error| BatchError::Decompression(e.to_string());
-    match codec {
-        Compression::None => {
-            if payload.len() > limit {
-                return Err(BatchError::DecompressionLimit);
-            }
-            out.extend_from_slice(payload);
-            Ok(())
-        }
-        Compression::Gzip => {
-            read_bounded(flate2::read::MultiGzDecoder::new(payload), limit, out).map_err(err)?
-        }
-        Compression::Lz4 => {
-            read_bounded(lz4_flex::frame::FrameDecoder::new(payload), limit, out).map_err(err)?
-        }
-        Compression::Zstd => {
-            // with_context resets the session, so a context left mid-frame by an earlier error
-            // starts clean.
-            let context = zstd_context.get_or_insert_with(zstd::zstd_safe::DCtx::create);
-            let decoder = zstd::stream::read::Decoder::with_context(payload, context);
-            read_bounded(decoder, limit, out).map_err(err)?
-        }
-        Compression::Snappy => decompress_snappy(payload, limit, out),
-    }
-}
-
-/// Reads at most `limit` bytes into `out`; the outer `Err` is a decoding failure, the inner one the
-/// limit being exceeded.
-fn read_bounded(
-    reader: impl Read,
-    limit: usize,
-    out: &mut Vec<u8>,
-) -> std::io::Result<Result<(), BatchError>> {
-    // One byte more than allowed tells "exactly at the limit" from "over it".
-    reader
-        .take((limit as u64).saturating_add(1))
-        .read_to_end(out)?;
-    if out.len() > limit {
-        return Ok(Err(BatchError::DecompressionLimit));
-    }
-    Ok(Ok(()))
-}
-
-/// Snappy as Kafka clients write it: xerial framing (the Java client) or one raw block.
-fn decompress_snappy(payload: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), BatchError> {
-    if payload.len() >= XERIAL_HEADER_LEN && payload[..8] == XERIAL_MAGIC {
-        let mut rest = &payload[XERIAL_HEADER_LEN..];
-        while !rest.is_empty() {
-            if rest.len() < 4 {
-                return Err(BatchError::Decompression(
-                    "truncated xerial snappy block length".into(),
-                ));
-            }
-            let len = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
-            if len < 0 || len as usize > rest.len() - 4 {
-                return Err(BatchError::Decompression(format!(
-                    "invalid xerial snappy block length {len}"
-                )));
-            }
-            snappy_block_into(&rest[4..4 + len as usize], limit, out)?;
-            rest = &rest[4 + len as usize..];
-        }
-        Ok(())
-    } else {
-        snappy_block_into(payload, limit, out)
-    }
 }
 
 /// Appends `records` compressed with `codec` to `out`, in the framing Kafka's clients read.
