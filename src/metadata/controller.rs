@@ -331,17 +331,7 @@ impl Controller {
         if validate_only {
             return Ok(());
         }
-        let mut changes: BTreeMap<String, Option<String>> = BTreeMap::new();
-        for key in topic.configs.keys() {
-            if !next.contains_key(key) {
-                changes.insert(key.clone(), None);
-            }
-        }
-        for (key, value) in &next {
-            if topic.configs.get(key) != Some(value) {
-                changes.insert(key.clone(), Some(value.clone()));
-            }
-        }
+        let changes = config_changes(&topic.configs, &next);
         if changes.is_empty() {
             return Ok(());
         }
@@ -386,16 +376,7 @@ impl Controller {
         if validate_only {
             return Ok(());
         }
-        let mut changes: BTreeMap<String, Option<String>> = current
-            .keys()
-            .filter(|k| !next.contains_key(*k))
-            .map(|k| (k.clone(), None))
-            .collect();
-        for (k, v) in &next {
-            if current.get(k) != Some(v) {
-                changes.insert(k.clone(), Some(v.clone()));
-            }
-        }
+        let changes = config_changes(&current, &next);
         if changes.is_empty() {
             return Ok(());
         }
@@ -556,6 +537,23 @@ fn validate_assignments(assignments: &[Vec<i32>], live: &[i32]) -> Result<(), Co
 }
 
 /// Kafka's topic name rules: 1..=249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`.
+/// The record form of a configuration change: keys whose value differs in `next`, and `None` for keys
+/// that `next` no longer has.
+fn config_changes(
+    current: &BTreeMap<String, String>,
+    next: &BTreeMap<String, String>,
+) -> BTreeMap<String, Option<String>> {
+    let removed = current
+        .keys()
+        .filter(|k| !next.contains_key(*k))
+        .map(|k| (k.clone(), None));
+    let set = next
+        .iter()
+        .filter(|(k, v)| current.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), Some(v.clone())));
+    removed.chain(set).collect()
+}
+
 pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
     if name.is_empty() {
         return Err(ControllerError::InvalidTopic(
