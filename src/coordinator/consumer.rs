@@ -126,6 +126,9 @@ pub struct Member {
     pub client_host: String,
     pub subscribed_topic_names: Vec<String>,
     pub subscribed_topic_regex: Option<String>,
+    /// `subscribed_topic_regex` compiled once (set together by `set_regex`): subscriptions are resolved
+    /// against the metadata image at every heartbeat.
+    compiled_regex: Option<regex::Regex>,
     pub server_assignor: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub member_epoch: i32,
@@ -147,6 +150,7 @@ impl Member {
             client_host: String::new(),
             subscribed_topic_names: Vec::new(),
             subscribed_topic_regex: None,
+            compiled_regex: None,
             server_assignor: None,
             rebalance_timeout_ms: -1,
             member_epoch: JOIN_EPOCH,
@@ -157,6 +161,15 @@ impl Member {
             session_deadline: now + session,
             revocation_deadline: None,
         }
+    }
+
+    /// Sets the subscription regex (`None` or empty: none). Requests are validated before they get
+    /// here, and stored regexes were valid when written, so a pattern that no longer compiles
+    /// matches nothing.
+    fn set_regex(&mut self, regex: Option<String>) {
+        let regex = regex.filter(|r| !r.is_empty());
+        self.compiled_regex = regex.as_deref().and_then(|r| compile_regex(r).ok());
+        self.subscribed_topic_regex = regex;
     }
 
     fn new(req: &HeartbeatRequest, now: Instant, session: Duration) -> Member {
@@ -468,14 +481,11 @@ fn member_topics<'a>(
         .subscribed_topic_names
         .iter()
         .filter_map(|n| image.topic(n));
-    let regex = m
-        .subscribed_topic_regex
-        .as_deref()
-        .and_then(|r| compile_regex(r).ok());
-    let by_regex = image
-        .topics
-        .values()
-        .filter(move |t| regex.as_ref().is_some_and(|re| re.is_match(&t.name)));
+    let by_regex = image.topics.values().filter(move |t| {
+        m.compiled_regex
+            .as_ref()
+            .is_some_and(|re| re.is_match(&t.name))
+    });
     by_name
         .chain(by_regex)
         .map(|t| (t.name.clone(), t.topic_id, t.partitions.len() as i32))
@@ -1014,7 +1024,7 @@ fn update_subscription(member: &mut Member, req: &HeartbeatRequest) -> bool {
     if let Some(regex) = &req.subscribed_topic_regex {
         let regex = Some(regex.clone()).filter(|r| !r.is_empty());
         if regex != member.subscribed_topic_regex {
-            member.subscribed_topic_regex = regex;
+            member.set_regex(regex);
             changed = true;
         }
     }
@@ -1195,7 +1205,7 @@ pub fn group_from_records(
                 entry.client_id = m.client_id.clone();
                 entry.client_host = m.client_host.clone();
                 entry.subscribed_topic_names = m.subscribed_topic_names.clone();
-                entry.subscribed_topic_regex = m.subscribed_topic_regex.clone();
+                entry.set_regex(m.subscribed_topic_regex.clone());
                 entry.rebalance_timeout_ms = m.rebalance_timeout_ms;
                 entry.server_assignor = m.server_assignor.clone();
             }
