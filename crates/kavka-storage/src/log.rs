@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use bytes::Bytes;
 
 use crate::batch::{assign_offsets, validate_client_batch, BatchError, BatchHeader};
+use crate::epoch_cache::{self, CheckpointError, LeaderEpochCache};
 use crate::error::StorageError;
 use crate::producer_state::{BatchMetadata, ProducerStateManager, SequenceCheck};
 use crate::segment::{file_stem, lock, read, write, Segment, SegmentSettings};
@@ -26,6 +27,9 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".kavka_cleanshutdown";
 pub const RECOVERY_POINT_FILE: &str = "recovery-point-checkpoint";
 /// Durable log start offset (advanced by retention and DeleteRecords), same encoding as the recovery point.
 pub const LOG_START_FILE: &str = "log-start-offset-checkpoint";
+/// The last high watermark the broker checkpointed for this partition (see
+/// [`PartitionLog::write_high_watermark`]).
+pub const HIGH_WATERMARK_FILE: &str = "high-watermark-checkpoint";
 /// How many producer-state snapshots are kept (older ones are only a fallback for corrupt newer ones).
 const SNAPSHOTS_TO_KEEP: usize = 3;
 
@@ -182,6 +186,12 @@ pub struct PartitionLog {
     log_start: AtomicI64,
     log_end: AtomicI64,
     latest_epoch: AtomicI32,
+    /// Leader epoch -> start offset. Changed only under the append lock (`inner`), which also orders the
+    /// checkpoint writes; readers (OffsetForLeaderEpoch, Fetch's epoch check) take only this lock, so they
+    /// never wait for an append's I/O.
+    epochs: RwLock<LeaderEpochCache>,
+    /// Serializes high-watermark checkpoint writes (they share one temp file) without the append lock.
+    hw_checkpoint: Mutex<()>,
     inner: Mutex<Inner>,
 }
 
@@ -206,7 +216,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Writes `bytes` to `path` atomically: temp file, fsync, rename, directory fsync.
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_os_string();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -365,7 +375,8 @@ impl PartitionLog {
             Err(_) => None,
         };
         let log_start = checkpointed.unwrap_or(first_base).max(first_base);
-        if log_start > log_end {
+        let restarted = log_start > log_end;
+        if restarted {
             // Recovery cut the log below a durable log start: as Kafka's truncateFullyAndStartAt, the log
             // restarts empty at the log start rather than re-exposing offsets a client deleted.
             tracing::warn!(
@@ -396,6 +407,8 @@ impl PartitionLog {
             log_start: AtomicI64::new(log_start),
             log_end: AtomicI64::new(log_end),
             latest_epoch: AtomicI32::new(latest_epoch),
+            epochs: RwLock::new(LeaderEpochCache::new()),
+            hw_checkpoint: Mutex::new(()),
             inner: Mutex::new(Inner {
                 producers: ProducerStateManager::new(),
                 unflushed_messages: 0,
@@ -409,7 +422,166 @@ impl PartitionLog {
         };
         let producers = log.load_producer_state(&listing.snapshots)?;
         lock(&log.inner).producers = producers;
+        let epochs = log.load_epoch_cache(restarted)?;
+        *write(&log.epochs) = epochs;
         Ok(log)
+    }
+
+    /// Loads the leader-epoch cache for the log as recovered: the checkpoint made consistent with the log
+    /// (entries at or beyond the log end, left by a crash between a truncation of the log and that of the
+    /// checkpoint or by recovery cutting a torn tail, are removed; the first entry moves up to the log
+    /// start), or, when the checkpoint is missing, malformed or misses the epoch of the last batch, a
+    /// cache rebuilt from the batch headers. Written back whenever it differs from the file.
+    fn load_epoch_cache(&self, restarted: bool) -> Result<LeaderEpochCache, StorageError> {
+        let log_start = self.log_start.load(Ordering::Acquire);
+        let log_end = self.log_end.load(Ordering::Acquire);
+        let last_batch_epoch = self.latest_epoch.load(Ordering::Acquire);
+        let loaded = match epoch_cache::read_checkpoint(&self.dir) {
+            Ok(c) => c,
+            Err(CheckpointError::Malformed(why)) => {
+                tracing::warn!(dir = %self.dir.display(), why, "malformed leader epoch checkpoint; rebuilding it from the log");
+                None
+            }
+            Err(CheckpointError::Io(e)) => return Err(e.into()),
+        };
+        // Assigning before every write keeps the file at least as new as the log, so a last batch whose
+        // epoch is above the file's latest means the file is stale (older version, lost write): rebuild.
+        let loaded = loaded.filter(|c| {
+            let stale = last_batch_epoch >= 0 && c.latest_epoch().is_none_or(|e| e < last_batch_epoch);
+            if stale {
+                tracing::warn!(dir = %self.dir.display(), last_batch_epoch, "leader epoch checkpoint misses the log's latest epoch; rebuilding it from the log");
+            }
+            !stale
+        });
+        let (mut cache, mut dirty) = match loaded {
+            Some(c) => (c, false),
+            None => (self.epochs_from_batches(log_start)?, true),
+        };
+        if restarted {
+            // Kafka's truncateFullyAndStartAt clears the cache: no epoch has data in the restarted log.
+            dirty |= cache.clear();
+        }
+        dirty |= cache.truncate_from_end(log_end);
+        dirty |= cache.truncate_from_start(log_start);
+        // A new, empty log gets its file with its first epoch; any other log gets one now, even an empty
+        // one (batches without epochs), so that the header scan above runs once, not on every open.
+        let exists = self
+            .dir
+            .join(epoch_cache::LEADER_EPOCH_CHECKPOINT_FILE)
+            .exists();
+        if dirty && (exists || !cache.is_empty() || log_end > log_start) {
+            epoch_cache::write_checkpoint(&self.dir, &cache)?;
+        }
+        Ok(cache)
+    }
+
+    /// The cache Kafka's log recovery would build: every batch of the segments holding data at or after
+    /// `from` assigns its partition leader epoch at its base offset. Batches are visited whole, including
+    /// one that straddles `from` (DeleteRecords can cut inside a batch); the caller's
+    /// `truncate_from_start` then moves that epoch's entry up to the log start.
+    fn epochs_from_batches(&self, from: i64) -> Result<LeaderEpochCache, StorageError> {
+        let mut cache = LeaderEpochCache::new();
+        let segments = read(&self.segments).clone();
+        for seg in segments.iter().filter(|s| s.next_offset() > from) {
+            seg.visit_headers(seg.base_offset(), |h| {
+                let epoch = h.partition_leader_epoch;
+                if epoch >= 0 && cache.latest_epoch() != Some(epoch) {
+                    cache.assign(epoch, h.base_offset);
+                }
+            })?;
+        }
+        Ok(cache)
+    }
+
+    /// Applies `change` to the epoch cache and persists it if it changed. Caller holds the append lock,
+    /// which orders the checkpoint writes; the cache lock is released before the file is written.
+    fn update_epochs(
+        &self,
+        _inner: &mut Inner,
+        change: impl FnOnce(&mut LeaderEpochCache) -> bool,
+    ) -> io::Result<()> {
+        let snapshot = {
+            let mut cache = write(&self.epochs);
+            if !change(&mut cache) {
+                return Ok(());
+            }
+            cache.clone()
+        };
+        epoch_cache::write_checkpoint(&self.dir, &snapshot)
+    }
+
+    /// Kafka's endOffsetFor (OffsetForLeaderEpoch, Fetch's diverging-epoch check) against the current log
+    /// end offset: `(epoch, end offset)` of the largest epoch <= `epoch` this log knows, `(-1, -1)` when
+    /// undefined. See [`LeaderEpochCache::end_offset_for`] for the exact rules.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        let cache = read(&self.epochs);
+        // Read under the cache lock: an epoch is assigned before its first batch publishes the new end.
+        let log_end = self.log_end.load(Ordering::Acquire);
+        cache.end_offset_for(epoch, log_end)
+    }
+
+    /// The leader-epoch entries `(epoch, start offset)`, oldest first.
+    pub fn leader_epochs(&self) -> Vec<(i32, i64)> {
+        read(&self.epochs).epochs()
+    }
+
+    /// Records that leader epoch `epoch` starts at `start_offset`: a new leader calls this with its log end
+    /// offset when it takes over, before any batch of that epoch arrives, so that followers asking for the
+    /// previous epoch learn where it ended. Kafka's assign rules apply ([`LeaderEpochCache::assign`]); a
+    /// negative epoch is ignored.
+    ///
+    /// Errors: `OffsetOutOfRange` when `start_offset` is outside `[log start, log end]`; `Io` when the
+    /// checkpoint cannot be written.
+    pub fn assign_leader_epoch(&self, epoch: i32, start_offset: i64) -> Result<(), StorageError> {
+        let mut inner = lock(&self.inner);
+        let log_start = self.log_start.load(Ordering::Acquire);
+        let log_end = self.log_end.load(Ordering::Acquire);
+        if start_offset < log_start || start_offset > log_end {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: start_offset,
+                log_start,
+                log_end,
+            });
+        }
+        self.update_epochs(&mut inner, |c| c.assign(epoch, start_offset))?;
+        Ok(())
+    }
+
+    /// Checkpoints the partition's high watermark (`0\n1\n<hw>\n`, written atomically) so that a restarted
+    /// replica never serves records above the last high watermark it knew. The broker calls this
+    /// periodically; unchanged values are written anyway (the call is cheap and rare).
+    pub fn write_high_watermark(&self, hw: i64) -> Result<(), StorageError> {
+        let _serialized = lock(&self.hw_checkpoint);
+        write_atomically(
+            &self.dir,
+            &self.dir.join(HIGH_WATERMARK_FILE),
+            format!("0\n1\n{hw}\n").as_bytes(),
+        )?;
+        Ok(())
+    }
+
+    /// The checkpointed high watermark, clamped to `[log start, log end]` (a crash may have cut the log
+    /// below it, and a high watermark is never below the log start); `None` when there is no checkpoint
+    /// or it is unreadable or malformed (the broker then starts from the log start, as Kafka does).
+    pub fn read_high_watermark(&self) -> Option<i64> {
+        let text = fs::read_to_string(self.dir.join(HIGH_WATERMARK_FILE)).ok()?;
+        let mut lines = text.lines().map(str::trim);
+        let (Some("0"), Some("1"), Some(hw), None) = (
+            lines.next(),
+            lines.next(),
+            lines.next(),
+            lines.find(|l| !l.is_empty()),
+        ) else {
+            tracing::warn!(dir = %self.dir.display(), "malformed high watermark checkpoint; ignoring it");
+            return None;
+        };
+        let Ok(hw) = hw.parse::<i64>() else {
+            tracing::warn!(dir = %self.dir.display(), "malformed high watermark checkpoint; ignoring it");
+            return None;
+        };
+        let log_start = self.log_start.load(Ordering::Acquire);
+        let log_end = self.log_end.load(Ordering::Acquire);
+        Some(hw.clamp(log_start, log_end.max(log_start)))
     }
 
     fn delete_segment_files(dir: &Path, base: i64) -> io::Result<()> {
@@ -537,6 +709,15 @@ impl PartitionLog {
             log_append.then_some(now_ms),
         );
         let stored = BatchHeader::parse(&buf)?;
+        // The epoch is recorded before its first batch is written: a crash in between leaves an entry at
+        // the log end with no data yet, exactly what a new leader records when it takes over.
+        let cached = read(&self.epochs).latest_epoch();
+        if leader_epoch >= 0 && cached.is_none_or(|e| leader_epoch > e) {
+            self.update_epochs(&mut inner, |c| c.assign(leader_epoch, base_offset))?;
+        } else if cached.is_some_and(|e| leader_epoch < e) {
+            // Only a stale leader passes an older epoch; it must not rewrite the newer leader's entry.
+            tracing::debug!(dir = %self.dir.display(), leader_epoch, latest = ?cached, "append with a leader epoch older than the latest one; epoch cache unchanged");
+        }
         self.write_batch(&mut inner, &cfg, &buf, &stored, now_ms)?;
         inner.producers.record(
             header.producer_id,
@@ -704,6 +885,12 @@ impl PartitionLog {
         let now_ms = batches.last().map_or(0, |b| b.2.max_timestamp);
         let mut count = 0i64;
         for (start, end, h) in batches {
+            // The leader's log is the truth: as Kafka's follower append, any change of epoch is assigned
+            // (a lower one replaces newer entries, see `LeaderEpochCache::assign`), before the batch lands.
+            let epoch = h.partition_leader_epoch;
+            if epoch >= 0 && read(&self.epochs).latest_epoch() != Some(epoch) {
+                self.update_epochs(&mut inner, |c| c.assign(epoch, h.base_offset))?;
+            }
             self.write_batch(&mut inner, &cfg, &records[start..end], &h, now_ms)?;
             inner.producers.replay(&h);
             count += i64::from(h.record_count.max(0));
@@ -903,7 +1090,12 @@ impl PartitionLog {
     pub fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
         let cfg = read(&self.config).clone();
         let mut inner = lock(&self.inner);
-        if offset >= self.log_end.load(Ordering::Acquire) {
+        let log_end = self.log_end.load(Ordering::Acquire);
+        if offset >= log_end {
+            // Kafka truncates the epoch cache even then: a replica that became leader and recorded its
+            // epoch at its log end but wrote nothing before losing leadership holds an entry for an epoch
+            // with no data, which would make it answer OffsetForLeaderEpoch wrongly.
+            self.update_epochs(&mut inner, |c| c.truncate_from_end(log_end))?;
             return Ok(());
         }
         self.remove_marker(&mut inner)?;
@@ -914,6 +1106,9 @@ impl PartitionLog {
             // Lowered before the files change: a crash in between leaves a checkpoint below the first
             // segment, which open() clamps, never one above a log that restarts lower.
             self.persist_log_start(offset)?;
+            // Cleared before the files change too (Kafka's truncateFullyAndStartAt clears it): if a crash
+            // leaves the old data, open() finds the cache missing its epochs and rebuilds it from the log.
+            self.update_epochs(&mut inner, LeaderEpochCache::clear)?;
         }
         let new_end;
         {
@@ -943,6 +1138,9 @@ impl PartitionLog {
             self.latest_epoch.store(epoch, Ordering::Release);
         }
         sync_dir(&self.dir)?;
+        // After the log (as Kafka): a crash in between leaves entries at or beyond the log end, which
+        // open() removes.
+        self.update_epochs(&mut inner, |c| c.truncate_from_end(new_end))?;
         if inner.recovery_point > new_end {
             // The checkpoint must not vouch for offsets that will now be rewritten with new data.
             write_atomically(
@@ -997,3 +1195,7 @@ mod tests;
 #[cfg(test)]
 #[path = "log_lifecycle_tests.rs"]
 mod lifecycle_tests;
+
+#[cfg(test)]
+#[path = "log_epoch_tests.rs"]
+mod epoch_tests;

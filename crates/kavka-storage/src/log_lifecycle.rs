@@ -169,11 +169,13 @@ impl PartitionLog {
     }
 
     /// Raises the log start to `offset` if that is higher: checkpoint first, so a published start offset
-    /// is never lost by a crash.
-    fn advance_log_start(&self, offset: i64) -> io::Result<()> {
+    /// is never lost by a crash; then the leader-epoch cache drops the epochs wholly below it (a crash
+    /// before that is repaired by open(), which applies the durable log start to the cache).
+    fn advance_log_start(&self, inner: &mut Inner, offset: i64) -> io::Result<()> {
         if offset > self.log_start.load(Ordering::Acquire) {
             self.persist_log_start(offset)?;
             self.log_start.store(offset, Ordering::Release);
+            self.update_epochs(inner, |c| c.truncate_from_start(offset))?;
         }
         Ok(())
     }
@@ -207,7 +209,7 @@ impl PartitionLog {
             return Ok(current);
         }
         self.remove_marker(&mut inner)?;
-        self.advance_log_start(target)?;
+        self.advance_log_start(&mut inner, target)?;
         let n = self.deletable_prefix(hw, |_, next| {
             Ok(next.is_some_and(|n| n.base_offset() <= target))
         })?;
@@ -345,7 +347,7 @@ impl PartitionLog {
             .map(|s| s.base_offset())
             .ok_or_else(|| io::Error::other("segment list shorter than the deletable prefix"))?;
         // The start moves before the segments go: a reader that sees the shorter list sees the new start.
-        self.advance_log_start(new_first)?;
+        self.advance_log_start(inner, new_first)?;
         let removed: Vec<Arc<Segment>> = write(&self.segments).drain(..n).collect();
         let mut bytes = 0u64;
         let mut paths = Vec::with_capacity(removed.len() * 3);
