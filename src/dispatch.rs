@@ -6,6 +6,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeade
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kavka_config::BrokerConfig;
 
+use crate::controller::raft::network::{serve_rpc, RAFT_RPC_API_KEY};
 use crate::handlers;
 use crate::network::ConnectionContext;
 use crate::server::Broker;
@@ -89,13 +90,77 @@ fn supported_range(api_key: ApiKey, config: &BrokerConfig) -> Option<(i16, i16)>
         .map(|(_, min, max)| (*min, *max))
 }
 
+/// BrokerRegistration and BrokerHeartbeat: controller APIs, accepted only on a controller listener and
+/// never advertised to clients.
+async fn handle_broker_lifecycle(frame: Bytes, api_key: ApiKey, broker: &Broker) -> FrameOutcome {
+    if let Err(e) = kavka_wire::validate_request(&frame) {
+        return FrameOutcome::Close(format!("malformed {api_key:?} request: {e}"));
+    }
+    let Some(peeked) = kavka_wire::peek_header(&frame) else {
+        return FrameOutcome::Close("frame shorter than a request header".into());
+    };
+    let version = peeked.api_version;
+    let mut body = frame;
+    if let Err(e) = RequestHeader::decode(&mut body, api_key.request_header_version(version)) {
+        return FrameOutcome::Close(format!("undecodable request header: {e}"));
+    }
+    let response = match RequestKind::decode(api_key, &mut body, version) {
+        Ok(RequestKind::BrokerRegistration(req)) => ResponseKind::BrokerRegistration(
+            handlers::broker_registration::handle(broker, req).await,
+        ),
+        Ok(RequestKind::BrokerHeartbeat(req)) => {
+            ResponseKind::BrokerHeartbeat(handlers::broker_heartbeat::handle(broker, req).await)
+        }
+        Ok(_) => return FrameOutcome::Close(format!("{api_key:?} is not a broker lifecycle API")),
+        Err(e) => {
+            return FrameOutcome::Close(format!("undecodable {api_key:?} v{version} request: {e}"))
+        }
+    };
+    encode_response(
+        peeked.correlation_id,
+        api_key.response_header_version(version),
+        version,
+        &response,
+    )
+}
+
+/// Requests that change cluster metadata: a broker relays them to the active controller when that is
+/// another node (controllers never relay what reaches their controller listener, so nothing loops).
+const FORWARDED_TO_CONTROLLER: &[ApiKey] = &[
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::CreatePartitions,
+    ApiKey::AlterConfigs,
+    ApiKey::IncrementalAlterConfigs,
+    ApiKey::InitProducerId,
+];
+
 pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broker) -> FrameOutcome {
     let Some(peeked) = kavka_wire::peek_header(&frame) else {
         return FrameOutcome::Close("frame shorter than a request header".into());
     };
+    if peeked.api_key == RAFT_RPC_API_KEY {
+        if !conn.is_controller_listener {
+            return FrameOutcome::Close(
+                "Raft RPC on a listener that is not a controller listener".into(),
+            );
+        }
+        return match serve_rpc(&frame, broker.quorum.raft(), broker.quorum.node_id()).await {
+            Ok(response) => FrameOutcome::Respond(response),
+            Err(e) => FrameOutcome::Close(e.to_string()),
+        };
+    }
     let Ok(api_key) = ApiKey::try_from(peeked.api_key) else {
         return FrameOutcome::Close(format!("unknown API key {}", peeked.api_key));
     };
+    if conn.is_controller_listener
+        && matches!(
+            api_key,
+            ApiKey::BrokerRegistration | ApiKey::BrokerHeartbeat
+        )
+    {
+        return handle_broker_lifecycle(frame, api_key, broker).await;
+    }
     let version = peeked.api_version;
     let Some((min, max)) = supported_range(api_key, &broker.config) else {
         return FrameOutcome::Close(format!(
@@ -128,6 +193,18 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
     }
     if let Err(e) = kavka_wire::validate_request(&frame) {
         return FrameOutcome::Close(format!("malformed {api_key:?} v{version} request: {e}"));
+    }
+    if FORWARDED_TO_CONTROLLER.contains(&api_key) && !conn.is_controller_listener {
+        if let Some((controller, _)) = broker.controller_channel.remote_controller() {
+            match broker.controller_channel.forward(&frame).await {
+                Ok(response) => return FrameOutcome::Respond(response),
+                // Answered here instead: the local controller refuses with NOT_CONTROLLER, and the
+                // client retries once it has fresh metadata.
+                Err(e) => {
+                    tracing::warn!(api = ?api_key, controller, error = %e, "cannot forward to the active controller")
+                }
+            }
+        }
     }
     let header_version = api_key.request_header_version(version);
     let mut body = frame;
@@ -196,9 +273,9 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
         RequestKind::DescribeConfigs(req) => {
             ResponseKind::DescribeConfigs(handlers::describe_configs::handle(broker, &ctx, req))
         }
-        RequestKind::FindCoordinator(req) => {
-            ResponseKind::FindCoordinator(handlers::find_coordinator::handle(broker, &ctx, req))
-        }
+        RequestKind::FindCoordinator(req) => ResponseKind::FindCoordinator(
+            handlers::find_coordinator::handle(broker, &ctx, req).await,
+        ),
         RequestKind::JoinGroup(req) => {
             ResponseKind::JoinGroup(handlers::join_group::handle(broker, &ctx, req).await)
         }
@@ -420,21 +497,41 @@ mod tests {
             .config;
         let broker_config = config.clone();
         let config = Arc::new(config);
-        let controller = crate::metadata::Controller::open(
-            dir.path(),
+        let quorum = Arc::new(
+            crate::controller::quorum::MetadataQuorum::start(
+                dir.path(),
+                0,
+                [(0, Default::default())].into(),
+                crate::controller::quorum::QuorumTiming {
+                    election_timeout: std::time::Duration::from_millis(1000),
+                },
+            )
+            .await
+            .expect("quorum"),
+        );
+        quorum
+            .wait_for_leader(std::time::Duration::from_secs(10))
+            .await
+            .expect("leader");
+        let controller = crate::metadata::Controller::new(
             0,
             crate::metadata::TopicDefaults {
                 num_partitions: 1,
                 replication_factor: 1,
                 delete_topic_enable: true,
             },
-        )
-        .expect("controller");
+            Arc::new(crate::controller::quorum::QuorumJournal::new(
+                quorum.clone(),
+            )),
+        );
         let broker = Broker {
             config: config.clone(),
             node_id: 0,
             cluster_id: "test".into(),
             controller: Arc::new(controller),
+            controller_channel: crate::controller::channel::ControllerChannel::new(quorum.clone()),
+            lifecycle: crate::cluster::lifecycle::BrokerLifecycle::new(Vec::new()),
+            quorum,
             replicas: Arc::new(crate::replica::ReplicaManager::new(0, config)),
             groups: Default::default(),
             membership: crate::coordinator::classic::ClassicGroups::new(
@@ -445,11 +542,13 @@ mod tests {
             ),
             group_writes: Default::default(),
             effective: Arc::new(std::sync::RwLock::new(Arc::new(broker_config.clone()))),
+            published_broker_configs: Default::default(),
         };
         let conn = ConnectionContext {
             peer: "127.0.0.1:1".parse().expect("addr"),
             listener_name: "PLAINTEXT".into(),
             advertised: Arc::new(("127.0.0.1".into(), 9092)),
+            is_controller_listener: false,
         };
         for (key, min, max) in SUPPORTED_APIS {
             let min = if *key == ApiKey::Produce {

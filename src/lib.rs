@@ -5,6 +5,8 @@
 //! replicas hosted here) -> `kavka_storage` (the partition log on disk). [`metadata`] (the record log, image
 //! and controller) stands beside them and knows nothing of storage or the network.
 
+pub mod cluster;
+pub mod controller;
 pub mod coordinator;
 pub mod dispatch;
 pub mod handlers;

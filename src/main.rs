@@ -22,6 +22,35 @@ enum Command {
     /// Run one broker node. With no arguments: node.id=0, listeners=PLAINTEXT://127.0.0.1:9092,
     /// log.dirs=./kavka-data, auto topic creation on, everything else Kafka's defaults.
     Broker(BrokerArgs),
+    /// Local clusters for development and tests.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Start N combined broker+controller nodes on 127.0.0.1, each its own process, and supervise
+    /// them until Ctrl-C or SIGTERM. Prints `bootstrap.servers=...` on stdout once every node is ready.
+    Up(ClusterUpArgs),
+}
+
+#[derive(clap::Args)]
+struct ClusterUpArgs {
+    /// Number of nodes (node ids 1..=N).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    nodes: u16,
+    /// Cluster directory; node i keeps its configuration, data, log and pid file in DIR/node-<i>.
+    #[arg(long, value_name = "DIR", default_value = "./kavka-cluster")]
+    dir: PathBuf,
+    /// Client port of node 1; node i listens on P+i-1.
+    #[arg(long, value_name = "P", default_value_t = 9092)]
+    base_port: u16,
+    /// Controller port of node 1; node i listens on C+i-1. Default: base port + 100.
+    #[arg(long, value_name = "C")]
+    controller_base_port: Option<u16>,
+    /// How long every node has to answer a Metadata request listing all nodes.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    ready_timeout_secs: u64,
 }
 
 #[derive(clap::Args)]
@@ -57,12 +86,23 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Cluster(ClusterCommand::Up(args)) => match run_cluster_up(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
+/// Kavka's own events at info; openraft only for errors, and not its replication retries to a controller
+/// that is down (Kavka logs leader changes and unreachable controllers itself, once per change). `KAVKA_LOG` replaces this (e.g. `KAVKA_LOG=info,openraft=info`).
+const DEFAULT_LOG_FILTER: &str = "info,openraft=error,openraft::replication=off";
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KAVKA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -107,6 +147,72 @@ fn run_broker(args: BrokerArgs) -> anyhow::Result<()> {
             .map_err(anyhow::Error::from)
     })?;
     Ok(())
+}
+
+fn run_cluster_up(args: ClusterUpArgs) -> anyhow::Result<()> {
+    use kavka::cluster::local_up::{ClusterLayout, LocalCluster};
+    use std::io::Write;
+
+    // Absolute, because the directory is written into every node's log.dirs and restart hints.
+    let dir = std::path::absolute(&args.dir)
+        .with_context(|| format!("cannot resolve {}", args.dir.display()))?;
+    let layout = ClusterLayout::new(args.nodes, &dir, args.base_port, args.controller_base_port)?;
+    let exe = std::env::current_exe().context("cannot find the kavka executable")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        // Poll the signal future once so its handlers are installed before any node is spawned: a
+        // SIGTERM arriving during start-up must stop the nodes, not kill this process and orphan them.
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => return Ok(()),
+            _ = std::future::ready(()) => {}
+        }
+        let mut cluster = LocalCluster::start(layout, exe).await?;
+        let timeout = std::time::Duration::from_secs(args.ready_timeout_secs);
+        let ready = tokio::select! {
+            r = cluster.wait_ready(timeout) => Some(r),
+            _ = &mut shutdown => None,
+        };
+        match ready {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                report_stragglers(cluster.stop().await);
+                return Err(e.into());
+            }
+            None => {
+                eprintln!(
+                    "kavka cluster up: interrupted before the cluster was ready; stopping it"
+                );
+                report_stragglers(cluster.stop().await);
+                return Ok(());
+            }
+        }
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "bootstrap.servers={}", cluster.bootstrap_servers())
+                .and_then(|_| out.flush())
+                .context("cannot write to stdout")?;
+        }
+        eprintln!("{}", cluster.hints());
+        cluster
+            .supervise(&mut shutdown, |msg| eprintln!("{msg}"))
+            .await;
+        eprintln!("kavka cluster up: stopping all nodes");
+        report_stragglers(cluster.stop().await);
+        eprintln!("kavka cluster up: all nodes stopped");
+        Ok(())
+    })
+}
+
+fn report_stragglers(killed: Vec<String>) {
+    for line in killed {
+        eprintln!("kavka cluster up: {line}");
+    }
 }
 
 async fn shutdown_signal() {

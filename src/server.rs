@@ -1,6 +1,7 @@
 //! The broker process: wires configuration, metadata, replicas and listeners together, runs background
 //! tasks, and shuts down cleanly.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +16,20 @@ use crate::coordinator::records::OffsetsKey;
 use crate::coordinator::{
     ConsumerGroupRecords, GroupCoordinator, OffsetsRecord, OffsetsValue, OFFSETS_TOPIC,
 };
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::cluster::lifecycle::{self, BrokerLifecycle};
+use crate::controller::channel::ControllerChannel;
+use crate::controller::quorum::{MetadataQuorum, QuorumError, QuorumJournal, QuorumTiming};
+use crate::controller::raft::ControllerNode;
 use crate::handlers::now_ms;
-use crate::metadata::{Controller, ControllerError, MetadataError, MetadataImage, TopicDefaults};
+use crate::metadata::{
+    BrokerEndpoint, Controller, ControllerError, MetadataError, MetadataImage, MetadataLog,
+    NewTopic, TopicDefaults, METADATA_LOG_FILE,
+};
 use crate::network::{bind_listeners, run_listener};
 use crate::replica::ReplicaManager;
 
@@ -31,6 +44,10 @@ pub enum StartupError {
     Storage(#[from] kavka_storage::StorageError),
     #[error("{0}")]
     Listener(#[from] std::io::Error),
+    #[error("metadata quorum: {0}")]
+    Quorum(#[from] QuorumError),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Shared state of a running broker, handed to every connection.
@@ -39,6 +56,12 @@ pub struct Broker {
     pub node_id: i32,
     pub cluster_id: String,
     pub controller: Arc<Controller>,
+    /// This node's member of the metadata quorum (the Raft group the controller writes through).
+    pub quorum: Arc<MetadataQuorum>,
+    /// This broker's registration with the controller.
+    pub lifecycle: BrokerLifecycle,
+    /// Requests to the active controller when it runs on another node.
+    pub controller_channel: ControllerChannel,
     pub replicas: Arc<ReplicaManager>,
     /// Committed offsets and the groups they belong to (replayed from `__consumer_offsets`).
     pub groups: GroupCoordinator,
@@ -51,6 +74,8 @@ pub struct Broker {
     pub group_writes: tokio::sync::Mutex<ConsumerGroupRecords>,
     /// The configuration in force: `config` plus the dynamic broker configuration of the metadata log.
     pub effective: EffectiveConfig,
+    /// What the image publisher last made of the dynamic broker configuration.
+    pub(crate) published_broker_configs: Arc<std::sync::Mutex<Option<BrokerConfigs>>>,
 }
 
 /// The broker configuration in force, replaced when dynamic configuration changes.
@@ -183,33 +208,18 @@ impl Broker {
         self.controller.image()
     }
 
-    /// Runs a controller operation on a blocking thread (it fsyncs the metadata log) and brings the hosted
-    /// replicas in line with the resulting image before returning, so a created topic is writable as soon
-    /// as the client hears about it.
+    /// Runs a controller operation on a blocking thread (it waits for the metadata quorum) and brings the
+    /// hosted replicas in line with the resulting image before returning, so a created topic is writable
+    /// as soon as the client hears about it.
     pub async fn with_controller<T: Send + 'static>(
         &self,
         operation: impl FnOnce(&Controller) -> Result<T, ControllerError> + Send + 'static,
     ) -> Result<T, ControllerError> {
         let controller = self.controller.clone();
-        let replicas = self.replicas.clone();
-        let (base, effective, node_id) =
-            (self.config.clone(), self.effective.clone(), self.node_id);
+        let publisher = self.publisher();
         let joined = tokio::task::spawn_blocking(move || {
-            let before = controller.image();
             let result = operation(&controller)?;
-            let image = controller.image();
-            if image.last_applied == before.last_applied {
-                return Ok(result);
-            }
-            if image.broker_configs != before.broker_configs {
-                let config = Arc::new(effective_config(&base, &image, node_id));
-                replicas.set_broker_config(config.clone());
-                match effective.write() {
-                    Ok(mut g) => *g = config,
-                    Err(p) => *p.into_inner() = config,
-                }
-            }
-            replicas.apply_image(&image, now_ms());
+            publisher.publish(&controller.image());
             Ok(result)
         })
         .await;
@@ -220,6 +230,192 @@ impl Broker {
             )))),
         }
     }
+
+    /// Creates a topic through the active controller, wherever it runs, and returns once this broker's
+    /// image has it (a caller may look it up right away).
+    pub async fn create_topic(&self, topic: NewTopic) -> Result<(), ControllerError> {
+        if self.controller_channel.remote_controller().is_none() {
+            return self
+                .with_controller(move |c| c.create_topic(&topic, false).map(|_| ()))
+                .await;
+        }
+        let name = topic.name.clone();
+        let request = CreateTopicsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.name.clone())))
+                .with_num_partitions(topic.num_partitions)
+                .with_replication_factor(topic.replication_factor)
+                .with_configs(
+                    topic
+                        .configs
+                        .iter()
+                        .map(|(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(StrBytes::from_string(k.clone()))
+                                .with_value(Some(StrBytes::from_string(v.clone())))
+                        })
+                        .collect(),
+                )]);
+        let response = self
+            .controller_channel
+            .request(&request, 7)
+            .await
+            .map_err(|e| ControllerError::NotController(e.to_string()))?;
+        let result = response
+            .topics
+            .first()
+            .ok_or_else(|| ControllerError::Remote {
+                code: ResponseError::UnknownServerError.code(),
+                message: "the controller answered CreateTopics without the topic".into(),
+            })?;
+        match result.error_code {
+            0 => {}
+            code if code == ResponseError::TopicAlreadyExists.code() => {
+                return Err(ControllerError::TopicAlreadyExists(name))
+            }
+            code => {
+                return Err(ControllerError::Remote {
+                    code,
+                    message: result
+                        .error_message
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_default(),
+                })
+            }
+        }
+        let mut images = self.quorum.subscribe();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            images.wait_for(|image| image.topic(&name).is_some()),
+        )
+        .await;
+        Ok(())
+    }
+
+    fn publisher(&self) -> ImagePublisher {
+        ImagePublisher {
+            replicas: self.replicas.clone(),
+            base: self.config.clone(),
+            effective: self.effective.clone(),
+            node_id: self.node_id,
+            broker_configs: self.published_broker_configs.clone(),
+        }
+    }
+}
+
+/// Brings this broker in line with a metadata image: hosted partitions and the configuration in force.
+#[derive(Clone)]
+struct ImagePublisher {
+    replicas: Arc<ReplicaManager>,
+    base: Arc<BrokerConfig>,
+    effective: EffectiveConfig,
+    node_id: i32,
+    /// The dynamic broker configuration last turned into the effective configuration.
+    broker_configs: Arc<std::sync::Mutex<Option<BrokerConfigs>>>,
+}
+
+type BrokerConfigs = BTreeMap<String, BTreeMap<String, String>>;
+
+impl ImagePublisher {
+    /// Blocking (it opens and deletes partition logs). Images older than one already published are
+    /// ignored by the replica manager, so the controller path and the follower path may race.
+    fn publish(&self, image: &MetadataImage) {
+        let mut published = match self.broker_configs.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if published.as_ref() != Some(&image.broker_configs) {
+            *published = Some(image.broker_configs.clone());
+            let config = Arc::new(effective_config(&self.base, image, self.node_id));
+            self.replicas.set_broker_config(config.clone());
+            match self.effective.write() {
+                Ok(mut g) => *g = config,
+                Err(p) => *p.into_inner() = config,
+            }
+        }
+        self.replicas.apply_image(image, now_ms());
+    }
+}
+
+/// Applies every image the quorum publishes (changes made through other controllers) until shutdown.
+async fn image_publisher(
+    publisher: ImagePublisher,
+    mut images: watch::Receiver<Arc<MetadataImage>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            changed = images.changed() => if changed.is_err() { break },
+            _ = shutdown.changed() => break,
+        }
+        let image = images.borrow_and_update().clone();
+        let publisher = publisher.clone();
+        if tokio::task::spawn_blocking(move || publisher.publish(&image))
+            .await
+            .is_err()
+        {
+            tracing::error!("applying a metadata image failed");
+        }
+    }
+}
+
+/// The voters of the metadata quorum: `controller.quorum.voters`, or this node alone when it is unset
+/// (the single-node default, which needs no controller listener since it never talks to a peer).
+fn quorum_voters(config: &BrokerConfig) -> Result<BTreeMap<u64, ControllerNode>, StartupError> {
+    let node_id = config.node_id as u64;
+    if config.controller_quorum_voters.is_empty() {
+        if !config.controller_quorum_bootstrap_servers.is_empty() {
+            return Err(StartupError::Unsupported(
+                "controller.quorum.bootstrap.servers (a dynamic quorum, KIP-853) is not supported yet: list the controllers in controller.quorum.voters".into(),
+            ));
+        }
+        return Ok(BTreeMap::from([(node_id, ControllerNode::default())]));
+    }
+    if !config.is_controller() {
+        return Err(StartupError::Unsupported(
+            "broker-only nodes (process.roles=broker) are not supported yet: run every node with process.roles=broker,controller".into(),
+        ));
+    }
+    Ok(config
+        .controller_quorum_voters
+        .iter()
+        .map(|v| {
+            (
+                v.id as u64,
+                ControllerNode {
+                    host: v.host.clone(),
+                    port: v.port,
+                },
+            )
+        })
+        .collect())
+}
+
+/// Carries a pre-Raft `__cluster_metadata.log` (Kavka's single-node metadata file) into the quorum once,
+/// then renames it `.imported`. Re-importing after a crash between the two steps is harmless: every record
+/// sets state, so replaying the same sequence again yields the same image, and nothing else was written in
+/// between (the broker serves nobody before this finishes).
+async fn import_legacy_metadata(quorum: &MetadataQuorum, dir: &Path) -> Result<(), StartupError> {
+    let legacy = dir.join(METADATA_LOG_FILE);
+    if !legacy.exists() {
+        return Ok(());
+    }
+    let (_, records) = MetadataLog::open(dir)?;
+    let count = records.len();
+    if count > 0 {
+        quorum.commit(records).await.map_err(|e| {
+            StartupError::Metadata(MetadataError::Invalid(format!(
+                "importing {}: {e}",
+                legacy.display()
+            )))
+        })?;
+    }
+    let imported = dir.join(format!("{METADATA_LOG_FILE}.imported"));
+    std::fs::rename(&legacy, &imported).map_err(|e| MetadataError::io(&legacy, e))?;
+    tracing::info!(records = count, from = %legacy.display(), "single-node metadata log imported into the metadata quorum");
+    Ok(())
 }
 
 /// `meta.properties` in each log dir records the cluster id and node id (as Kafka's does), so that a data
@@ -257,7 +453,7 @@ fn load_or_create_meta_properties(dir: &Path, node_id: i32) -> Result<String, St
 }
 
 /// Kafka cluster ids are a random UUID in URL-safe base64 without padding (22 characters).
-fn new_cluster_id() -> String {
+pub(crate) fn new_cluster_id() -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
 }
@@ -292,22 +488,80 @@ pub async fn run(
             });
         }
     }
-    let controller = Arc::new(Controller::open(
-        &first_dir,
+    let voters = quorum_voters(&config)?;
+    let quorum = Arc::new(
+        MetadataQuorum::start(
+            &first_dir,
+            node_id as u64,
+            voters.clone(),
+            QuorumTiming {
+                election_timeout: Duration::from_millis(
+                    config.controller_quorum_election_timeout_ms.max(1) as u64,
+                ),
+            },
+        )
+        .await?,
+    );
+    let controller = Arc::new(Controller::new(
         node_id,
         TopicDefaults {
             num_partitions: config.num_partitions,
             replication_factor: config.default_replication_factor.clamp(-1, i16::MAX as i32) as i16,
             delete_topic_enable: config.delete_topic_enable,
         },
-    )?);
-    let effective = Arc::new(effective_config(&config, &controller.image(), node_id));
+        Arc::new(QuorumJournal::new(quorum.clone())),
+    ));
+    let effective = Arc::new(effective_config(&config, &quorum.image(), node_id));
     let replicas = Arc::new(ReplicaManager::new(node_id, effective.clone()));
+    let (controller_listeners, client_listeners): (Vec<_>, Vec<_>) = bind_listeners(&config)
+        .await?
+        .into_iter()
+        .partition(|l| l.is_controller);
+    let endpoints = client_listeners
+        .iter()
+        .map(|l| BrokerEndpoint {
+            name: l.name.clone(),
+            host: l.advertised_host.clone(),
+            port: u16::try_from(l.advertised_port).unwrap_or(0),
+            security_protocol: config
+                .listener_security_protocol_map
+                .get(&l.name)
+                .map_or(0, |p| security_protocol_id(*p)),
+        })
+        .collect();
+    let broker = Arc::new(Broker {
+        lifecycle: BrokerLifecycle::new(endpoints),
+        config: config.clone(),
+        node_id,
+        cluster_id: cluster_id.clone(),
+        controller,
+        quorum: quorum.clone(),
+        controller_channel: ControllerChannel::new(quorum.clone()),
+        replicas: replicas.clone(),
+        groups: GroupCoordinator::default(),
+        membership: ClassicGroups::new(group_settings(&config)),
+        consumers: ConsumerGroups::new(consumer_group_settings(&config)),
+        group_writes: tokio::sync::Mutex::new(ConsumerGroupRecords::new()),
+        effective: Arc::new(std::sync::RwLock::new(effective)),
+        published_broker_configs: Arc::new(std::sync::Mutex::new(None)),
+    });
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    // Controller listeners serve first: the quorum cannot elect a leader before its peers hear each other.
+    for listener in controller_listeners {
+        tasks.push(tokio::spawn(run_listener(
+            listener,
+            broker.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+    await_metadata(&quorum, voters.len()).await;
+    import_legacy_metadata(&quorum, &first_dir).await?;
     {
-        let loading = replicas.clone();
-        let image = controller.image();
+        let publisher = broker.publisher();
+        let image = quorum.image();
         let started = std::time::Instant::now();
-        tokio::task::spawn_blocking(move || loading.apply_image(&image, now_ms()))
+        tokio::task::spawn_blocking(move || publisher.publish(&image))
             .await
             .map_err(|e| StartupError::LogDir {
                 path: first_dir.display().to_string(),
@@ -319,23 +573,23 @@ pub async fn run(
             "partition logs loaded"
         );
     }
-    let broker = Arc::new(Broker {
-        config: config.clone(),
-        node_id,
-        cluster_id: cluster_id.clone(),
-        controller,
-        replicas: replicas.clone(),
-        groups: GroupCoordinator::default(),
-        membership: ClassicGroups::new(group_settings(&config)),
-        consumers: ConsumerGroups::new(consumer_group_settings(&config)),
-        group_writes: tokio::sync::Mutex::new(ConsumerGroupRecords::new()),
-        effective: Arc::new(std::sync::RwLock::new(effective)),
-    });
     load_group_state(&broker).await;
-    let listeners = bind_listeners(&config).await?;
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
-    for listener in listeners {
+    tasks.push(tokio::spawn(image_publisher(
+        broker.publisher(),
+        quorum.subscribe(),
+        shutdown_rx.clone(),
+    )));
+    let session = Duration::from_millis(config.broker_session_timeout_ms.max(1) as u64);
+    lifecycle::start(&broker, session).await;
+    tasks.push(tokio::spawn(lifecycle::run(
+        broker.clone(),
+        shutdown_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(fence_expired_brokers(
+        broker.clone(),
+        shutdown_rx.clone(),
+    )));
+    for listener in client_listeners {
         tasks.push(tokio::spawn(run_listener(
             listener,
             broker.clone(),
@@ -369,6 +623,7 @@ pub async fn run(
     tracing::info!(node_id, %cluster_id, "Kavka broker started");
     shutdown.await;
     tracing::info!("shutting down");
+    lifecycle::controlled_shutdown(&broker, Duration::from_secs(5)).await;
     let _ = shutdown_tx.send(true);
     cleaner_stop.store(true, std::sync::atomic::Ordering::Release);
     for task in tasks {
@@ -378,6 +633,7 @@ pub async fn run(
         // The cleaner stops between segments; a swap in progress completes first.
         let _ = tokio::task::spawn_blocking(move || handle.join()).await;
     }
+    quorum.shutdown().await;
     let started = std::time::Instant::now();
     let _ = tokio::task::spawn_blocking(move || replicas.close_all()).await;
     tracing::info!(
@@ -385,6 +641,72 @@ pub async fn run(
         "logs closed; broker stopped"
     );
     Ok(())
+}
+
+/// Kafka's id of a security protocol, as BrokerRegistration carries it.
+fn security_protocol_id(protocol: kavka_config::SecurityProtocol) -> i16 {
+    match protocol {
+        kavka_config::SecurityProtocol::Plaintext => 0,
+        kavka_config::SecurityProtocol::Ssl => 1,
+        kavka_config::SecurityProtocol::SaslPlaintext => 2,
+        kavka_config::SecurityProtocol::SaslSsl => 3,
+    }
+}
+
+/// On the active controller, fences brokers whose session expired, checking a few times per session.
+async fn fence_expired_brokers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let session = Duration::from_millis(broker.config.broker_session_timeout_ms.max(1) as u64);
+    let tick = (session / 8).max(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = shutdown.changed() => return,
+        }
+        if broker.quorum.leader() != Some(broker.quorum.node_id()) {
+            continue;
+        }
+        if let Err(e) = broker
+            .with_controller(move |c| c.fence_expired_brokers(session))
+            .await
+        {
+            tracing::debug!(error = %e, "fencing check skipped");
+        }
+    }
+}
+
+/// Waits, before clients are served, until this node knows the active controller and has applied the
+/// metadata committed so far (as far as it can tell): a restarted broker must not answer from an image older
+/// than the one it had. A quorum without a majority yet is waited for with a log line now and then.
+async fn await_metadata(quorum: &MetadataQuorum, voters: usize) {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(leader) = quorum.wait_for_leader(Duration::from_secs(5)).await {
+            if leader == quorum.node_id() {
+                // The leader has applied everything once it confirms leadership.
+                if quorum.image_for_update().await.is_ok() {
+                    break;
+                }
+            } else {
+                let target = quorum.raft().metrics().borrow().last_log_index.unwrap_or(0);
+                let _ = quorum
+                    .raft()
+                    .wait(Some(Duration::from_secs(10)))
+                    .applied_index_at_least(Some(target), "catch up at start-up")
+                    .await;
+                break;
+            }
+        }
+        tracing::info!(
+            voters,
+            waited_ms = started.elapsed().as_millis() as u64,
+            "waiting for the metadata quorum to elect a leader"
+        );
+    }
+    tracing::info!(
+        leader = ?quorum.leader(),
+        metadata_offset = quorum.image().metadata_offset,
+        "metadata caught up"
+    );
 }
 
 /// Replays the hosted `__consumer_offsets` partitions before clients are served, so that no client sees

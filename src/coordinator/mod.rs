@@ -314,7 +314,7 @@ pub async fn ensure_offsets_topic(broker: &Broker) -> Result<TopicImage, i16> {
         return Ok(topic.clone());
     }
     let config = &broker.config;
-    let live = broker.controller.live_brokers().len() as i16;
+    let live = broker.image().live_brokers().count() as i16;
     let rf = config.offsets_topic_replication_factor.min(live).max(1);
     let topic = NewTopic {
         name: OFFSETS_TOPIC.to_string(),
@@ -331,10 +331,7 @@ pub async fn ensure_offsets_topic(broker: &Broker) -> Result<TopicImage, i16> {
         ]
         .into(),
     };
-    match broker
-        .with_controller(move |c| c.create_topic(&topic, false))
-        .await
-    {
+    match broker.create_topic(topic).await {
         Ok(_) | Err(ControllerError::TopicAlreadyExists(_)) => {}
         Err(e) => {
             tracing::error!(error = %e, "cannot create {OFFSETS_TOPIC}");
@@ -360,7 +357,7 @@ pub async fn write_group_records(
     }
     let topic = ensure_offsets_topic(broker).await?;
     let index = partition_for(group, topic.partitions.len() as i32);
-    let Some(partition) = broker.replicas.get_for(&topic, index) else {
+    let Ok(partition) = broker.replicas.leader_for(&topic, index) else {
         return Err(ResponseError::NotCoordinator.code());
     };
     let now = crate::handlers::now_ms();

@@ -28,16 +28,17 @@ pub async fn handle(
             let result = DeleteRecordsPartitionResult::default()
                 .with_partition_index(p.partition_index)
                 .with_low_watermark(-1);
-            let partition = known
-                .as_ref()
-                .and_then(|t| broker.replicas.get_for(t, p.partition_index));
+            let partition = match known.as_ref() {
+                Some(t) => broker.replicas.leader_for(t, p.partition_index),
+                None => Err(ResponseError::UnknownTopicOrPartition),
+            };
             let result = match partition {
-                None => result.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                Err(e) => result.with_error_code(e.code()),
                 // Kafka: "Cannot delete records of internal topic" (InvalidTopicException).
-                Some(_) if INTERNAL_TOPICS.contains(&name.as_str()) => {
+                Ok(_) if INTERNAL_TOPICS.contains(&name.as_str()) => {
                     result.with_error_code(ResponseError::InvalidTopicException.code())
                 }
-                Some(partition) => {
+                Ok(partition) => {
                     let offset = p.offset;
                     let deleted = tokio::task::spawn_blocking(move || {
                         partition

@@ -27,14 +27,21 @@ pub fn handle(
                 "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER",
             )));
     }
-    let (host, port) = ctx.connection.advertised.as_ref();
+    let brokers = super::metadata::live_brokers(broker, ctx)
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(b.node_id)
+                .with_host(b.host)
+                .with_port(b.port)
+                .with_rack(b.rack)
+        })
+        .collect();
     response
+        // As Kafka's brokers do, name a live broker (this one) rather than the active controller:
+        // brokers forward controller requests, and a client never chases a controller that just died.
         .with_controller_id(BrokerId(broker.node_id))
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(broker.node_id))
-            .with_host(str_bytes(host.clone()))
-            .with_port(*port)
-            .with_rack(broker.config.broker_rack.clone().map(str_bytes))])
+        .with_brokers(brokers)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             ALL_CLUSTER_OPERATIONS
         } else {

@@ -93,11 +93,13 @@ async fn read_once(
                 }));
                 continue;
             };
-            let Some(partition) = broker.replicas.get_for(topic, fp.partition) else {
-                has_error = true;
-                partitions
-                    .push(base.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
-                continue;
+            let partition = match broker.replicas.leader_for(topic, fp.partition) {
+                Ok(partition) => partition,
+                Err(e) => {
+                    has_error = true;
+                    partitions.push(base.with_error_code(e.code()));
+                    continue;
+                }
             };
             let epoch = partition.leader_epoch();
             if fp.current_leader_epoch >= 0 && fp.current_leader_epoch != epoch {

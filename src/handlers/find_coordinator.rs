@@ -1,12 +1,13 @@
-//! FindCoordinator (key 10): which node coordinates a consumer group (or, later, a transactional id).
-//! On a single node this node leads every `__consumer_offsets` partition, so it is every group's
-//! coordinator. v4+ batches keys; v0-v3 carry one key and answer at the top level.
+//! FindCoordinator (key 10): which node coordinates a consumer group (or, later, a transactional id): the
+//! leader of the group's `__consumer_offsets` partition, which the first lookup creates, as in Kafka.
+//! v4+ batches keys; v0-v3 carry one key and answer at the top level.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
 use super::str_bytes;
+use crate::coordinator::{ensure_offsets_topic, partition_for};
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
 
@@ -15,22 +16,47 @@ const BATCHED_VERSION: i16 = 4;
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
-pub fn handle(
+pub async fn handle(
     broker: &Broker,
     ctx: &RequestContext<'_>,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let (host, port) = ctx.connection.advertised.as_ref();
+    let offsets_topic = if request.key_type == KEY_TYPE_GROUP {
+        Some(ensure_offsets_topic(broker).await)
+    } else {
+        None
+    };
+    let image = broker.image();
     let lookup = |key: &str| -> Coordinator {
         let found = Coordinator::default()
             .with_key(str_bytes(key))
             .with_node_id(BrokerId(-1))
             .with_port(-1);
         match request.key_type {
-            KEY_TYPE_GROUP => found
-                .with_node_id(BrokerId(broker.node_id))
-                .with_host(str_bytes(host.clone()))
-                .with_port(*port),
+            KEY_TYPE_GROUP => {
+                let topic = match &offsets_topic {
+                    Some(Ok(topic)) => topic,
+                    Some(Err(code)) => return found.with_error_code(*code),
+                    None => return found,
+                };
+                let index = partition_for(key, topic.partitions.len() as i32);
+                let leader = topic
+                    .partitions
+                    .get(index as usize)
+                    .map_or(-1, |p| p.leader);
+                let endpoint = image
+                    .brokers
+                    .get(&leader)
+                    .filter(|b| !b.fenced)
+                    .and_then(|b| b.endpoint(&ctx.connection.listener_name));
+                match endpoint {
+                    Some(e) => found
+                        .with_node_id(BrokerId(leader))
+                        .with_host(str_bytes(e.host.clone()))
+                        .with_port(i32::from(e.port)),
+                    None => found.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+                }
+            }
             KEY_TYPE_TRANSACTION => found
                 .with_error_code(ResponseError::CoordinatorNotAvailable.code())
                 .with_error_message(Some(str_bytes(

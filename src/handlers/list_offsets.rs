@@ -37,13 +37,16 @@ pub async fn handle(
                 .with_timestamp(-1)
                 .with_offset(-1)
                 .with_leader_epoch(-1);
-            let Some(partition) = image
-                .topic(&topic.name)
-                .and_then(|t| broker.replicas.get_for(t, p.partition_index))
-            else {
-                partitions
-                    .push(response.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
-                continue;
+            let found = match image.topic(&topic.name) {
+                Some(t) => broker.replicas.leader_for(t, p.partition_index),
+                None => Err(ResponseError::UnknownTopicOrPartition),
+            };
+            let partition = match found {
+                Ok(partition) => partition,
+                Err(e) => {
+                    partitions.push(response.with_error_code(e.code()));
+                    continue;
+                }
             };
             let epoch = partition.leader_epoch();
             if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {

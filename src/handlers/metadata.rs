@@ -71,14 +71,11 @@ pub async fn handle(
             }
         }
     }
-    let (host, port) = ctx.connection.advertised.as_ref();
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(broker.node_id))
-            .with_host(str_bytes(host.clone()))
-            .with_port(*port)
-            .with_rack(broker.config.broker_rack.clone().map(str_bytes))])
+        .with_brokers(live_brokers(broker, ctx))
         .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
+        // As Kafka's brokers do, name a live broker (this one) rather than the active controller:
+        // brokers forward controller requests, and a client never chases a controller that just died.
         .with_controller_id(BrokerId(broker.node_id))
         .with_topics(topics)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
@@ -86,6 +83,25 @@ pub async fn handle(
         } else {
             AUTHORIZED_OPERATIONS_OMITTED
         })
+}
+
+/// The unfenced brokers, each at its endpoint for the listener this client connected to (Kafka answers
+/// with the endpoints of the request's listener).
+pub fn live_brokers(broker: &Broker, ctx: &RequestContext<'_>) -> Vec<MetadataResponseBroker> {
+    let image = broker.image();
+    image
+        .live_brokers()
+        .filter_map(|b| {
+            let endpoint = b.endpoint(&ctx.connection.listener_name)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.broker_id))
+                    .with_host(str_bytes(endpoint.host.clone()))
+                    .with_port(i32::from(endpoint.port))
+                    .with_rack(b.rack.clone().map(str_bytes)),
+            )
+        })
+        .collect()
 }
 
 async fn lookup_or_create(
@@ -128,10 +144,7 @@ pub async fn auto_create_topic(broker: &Broker, name: &str) -> Result<(), i16> {
         assignments: Vec::new(),
         configs: BTreeMap::new(),
     };
-    match broker
-        .with_controller(move |c| c.create_topic(&topic, false))
-        .await
-    {
+    match broker.create_topic(topic).await {
         Ok(_) => {
             tracing::info!(topic = name, "topic auto-created");
             Ok(())
@@ -145,19 +158,25 @@ pub async fn auto_create_topic(broker: &Broker, name: &str) -> Result<(), i16> {
 }
 
 fn topic_metadata(broker: &Broker, topic: &TopicImage, include_ops: bool) -> MetadataResponseTopic {
+    let image = broker.image();
     let partitions = topic
         .partitions
         .iter()
         .map(|p| {
-            let hosted = broker.replicas.get_for(topic, p.partition).is_some();
+            // A leader is usable when it is a live broker and, if it is this one, its log is open here.
+            let available = if p.leader == broker.node_id {
+                broker.replicas.get_for(topic, p.partition).is_some()
+            } else {
+                image.brokers.get(&p.leader).is_some_and(|b| !b.fenced)
+            };
             MetadataResponsePartition::default()
-                .with_error_code(if hosted {
+                .with_error_code(if available {
                     0
                 } else {
                     ResponseError::LeaderNotAvailable.code()
                 })
                 .with_partition_index(p.partition)
-                .with_leader_id(BrokerId(if hosted { p.leader } else { -1 }))
+                .with_leader_id(BrokerId(if available { p.leader } else { -1 }))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(*r)).collect())
                 .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect())

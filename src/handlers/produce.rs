@@ -132,10 +132,12 @@ pub async fn handle(
                 ));
                 continue;
             }
-            let Some(partition) = broker.replicas.get_for(topic, index) else {
-                partition_responses
-                    .push(error(ResponseError::UnknownTopicOrPartition.code(), None));
-                continue;
+            let partition = match broker.replicas.leader_for(topic, index) {
+                Ok(partition) => partition,
+                Err(e) => {
+                    partition_responses.push(error(e.code(), None));
+                    continue;
+                }
             };
             let Some(records) = data.records.filter(|r| !r.is_empty()) else {
                 partition_responses.push(error(

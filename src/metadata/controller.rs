@@ -1,15 +1,14 @@
-//! The controller: validates metadata changes, writes them as records to the metadata log, and publishes the
-//! resulting image. On a single node it is in-process; the cluster issue moves it behind a Raft quorum.
+//! The controller: validates metadata changes and commits them as records to the metadata log through a
+//! [`MetadataJournal`] (the Raft quorum in Kavka, see `crate::controller`), deciding on the image that
+//! journal vouches is current.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use super::image::MetadataImage;
-use super::log::MetadataLog;
 use super::records::MetadataRecord;
 use super::MetadataError;
 
@@ -66,6 +65,21 @@ pub enum ControllerError {
     UnknownTopicId,
     #[error("Topic deletion is disabled.")]
     TopicDeletionDisabled,
+    /// This node is not (or no longer) the active controller: the client or forwarding broker retries
+    /// against the current one.
+    #[error("{0}")]
+    NotController(String),
+    /// The active controller (another node) refused the change with this Kafka error.
+    #[error("{message}")]
+    Remote { code: i16, message: String },
+    #[error("The metadata quorum did not answer within {0:?} (is a majority of controllers up?)")]
+    QuorumTimeout(std::time::Duration),
+    #[error("{0}")]
+    DuplicateBrokerRegistration(String),
+    #[error("Broker {0} is not registered.")]
+    BrokerIdNotRegistered(i32),
+    #[error("{0}")]
+    StaleBrokerEpoch(String),
     #[error(transparent)]
     Metadata(#[from] MetadataError),
 }
@@ -73,7 +87,11 @@ pub enum ControllerError {
 impl ControllerError {
     /// The Kafka error code a client expects for this rejection.
     pub fn code(&self) -> i16 {
+        if let ControllerError::Remote { code, .. } = self {
+            return *code;
+        }
         let error = match self {
+            ControllerError::Remote { .. } => ResponseError::UnknownServerError,
             ControllerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
             ControllerError::InvalidTopic(_) => ResponseError::InvalidTopicException,
             ControllerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
@@ -85,6 +103,13 @@ impl ControllerError {
             ControllerError::UnknownTopic => ResponseError::UnknownTopicOrPartition,
             ControllerError::UnknownTopicId => ResponseError::UnknownTopicId,
             ControllerError::TopicDeletionDisabled => ResponseError::TopicDeletionDisabled,
+            ControllerError::NotController(_) => ResponseError::NotController,
+            ControllerError::QuorumTimeout(_) => ResponseError::RequestTimedOut,
+            ControllerError::DuplicateBrokerRegistration(_) => {
+                ResponseError::DuplicateBrokerRegistration
+            }
+            ControllerError::BrokerIdNotRegistered(_) => ResponseError::BrokerIdNotRegistered,
+            ControllerError::StaleBrokerEpoch(_) => ResponseError::StaleBrokerEpoch,
             ControllerError::Metadata(_) => ResponseError::KafkaStorageError,
         };
         error.code()
@@ -99,88 +124,67 @@ pub struct TopicDefaults {
     pub delete_topic_enable: bool,
 }
 
-struct ControllerState {
-    log: MetadataLog,
-    image: MetadataImage,
-    next_producer_id: i64,
+/// Where the controller commits its records and reads the image it decides on.
+pub trait MetadataJournal: Send + Sync {
+    /// The image to decide a change on: it holds every record committed before the call. Fails with
+    /// [`ControllerError::NotController`] when this node may not write.
+    fn image_for_update(&self) -> Result<Arc<MetadataImage>, ControllerError>;
+    /// Commits `records` atomically (all or none) and returns an image that includes them.
+    fn commit(&self, records: Vec<MetadataRecord>) -> Result<Arc<MetadataImage>, ControllerError>;
+    /// The newest image this node has applied; cheap, and possibly behind the quorum.
+    fn latest(&self) -> Arc<MetadataImage>;
 }
 
-/// The single writer of cluster metadata.
+pub(super) struct ControllerState {
+    /// The next producer id to hand out, inside the block this controller reserved.
+    next_producer_id: i64,
+    /// End (exclusive) of that block; 0 until the first reservation.
+    producer_id_block_end: i64,
+}
+
+/// Decides cluster metadata changes; the journal makes them durable and shared.
 pub struct Controller {
     node_id: i32,
     defaults: TopicDefaults,
+    pub(super) journal: Arc<dyn MetadataJournal>,
+    /// Serializes this node's decisions, so two requests never decide on the same image.
     state: Mutex<ControllerState>,
-    published: RwLock<Arc<MetadataImage>>,
+    /// When each broker was last heard from (BrokerHeartbeat), as this controller saw it: session
+    /// state is not in the log, so a new active controller gives every broker a fresh session.
+    pub(super) heartbeats: Mutex<std::collections::HashMap<i32, std::time::Instant>>,
+    /// When the last fencing check completed (see `fence_expired_brokers`).
+    pub(super) last_fence_check: Mutex<Option<std::time::Instant>>,
 }
 
 impl Controller {
-    /// Replays the metadata log in `dir` and returns the controller with the recovered image.
-    pub fn open(
-        dir: &Path,
+    pub fn new(
         node_id: i32,
         defaults: TopicDefaults,
-    ) -> Result<Controller, MetadataError> {
-        let (log, records) = MetadataLog::open(dir)?;
-        let mut image = MetadataImage::default();
-        for record in &records {
-            image.apply(record);
-        }
-        tracing::info!(
-            records = records.len(),
-            topics = image.topics.len(),
-            "metadata log replayed"
-        );
-        // Ids of the last reserved block may have been handed out before a crash: start after it.
-        let next_producer_id = image.next_producer_id_block;
-        let published = RwLock::new(Arc::new(image.clone()));
-        Ok(Controller {
+        journal: Arc<dyn MetadataJournal>,
+    ) -> Controller {
+        Controller {
             node_id,
             defaults,
+            journal,
             state: Mutex::new(ControllerState {
-                log,
-                image,
-                next_producer_id,
+                next_producer_id: 0,
+                producer_id_block_end: 0,
             }),
-            published,
-        })
-    }
-
-    /// The current image; cheap (an `Arc` clone).
-    pub fn image(&self) -> Arc<MetadataImage> {
-        match self.published.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+            heartbeats: Mutex::new(Default::default()),
+            last_fence_check: Mutex::new(None),
         }
     }
 
-    /// The brokers that can host replicas. A single node hosts everything; the cluster issue replaces this
-    /// with registered, unfenced brokers.
-    pub fn live_brokers(&self) -> Vec<i32> {
-        vec![self.node_id]
+    /// The newest image this node has applied; cheap (an `Arc` clone).
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.journal.latest()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ControllerState> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, ControllerState> {
         match self.state.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         }
-    }
-
-    fn commit(
-        &self,
-        state: &mut ControllerState,
-        records: Vec<MetadataRecord>,
-    ) -> Result<Arc<MetadataImage>, MetadataError> {
-        state.log.append(&records)?;
-        for record in &records {
-            state.image.apply(record);
-        }
-        let image = Arc::new(state.image.clone());
-        match self.published.write() {
-            Ok(mut guard) => *guard = image.clone(),
-            Err(poisoned) => *poisoned.into_inner() = image.clone(),
-        }
-        Ok(image)
     }
 
     /// Validates a topic creation; with `validate_only` nothing is written. Returns the topic id and the
@@ -191,13 +195,13 @@ impl Controller {
         validate_only: bool,
     ) -> Result<(Uuid, i32, i16), ControllerError> {
         validate_topic_name(&topic.name)?;
-        let mut state = self.lock();
-        if state.image.topics.contains_key(&topic.name) {
+        let _deciding = self.lock();
+        let image = self.journal.image_for_update()?;
+        if image.topics.contains_key(&topic.name) {
             return Err(ControllerError::TopicAlreadyExists(topic.name.clone()));
         }
         let collision_key = topic.name.replace('.', "_");
-        if let Some(existing) = state
-            .image
+        if let Some(existing) = image
             .topics
             .keys()
             .find(|name| name.replace('.', "_") == collision_key)
@@ -207,7 +211,7 @@ impl Controller {
                 topic.name
             )));
         }
-        let live = self.live_brokers();
+        let live = live_broker_ids(&image);
         let assignments = if topic.assignments.is_empty() {
             let partitions = if topic.num_partitions == -1 {
                 self.defaults.num_partitions
@@ -273,21 +277,18 @@ impl Controller {
             });
         }
         records.extend(partition_records(topic_id, 0, &assignments));
-        self.commit(&mut state, records)?;
+        self.journal.commit(records)?;
         tracing::info!(topic = %topic.name, %topic_id, partitions, replication_factor = rf, "topic created");
         Ok((topic_id, partitions, rf))
     }
 
     /// Deletes a topic by name or id; returns its name and id.
     pub fn delete_topic(&self, topic: &TopicRef) -> Result<(String, Uuid), ControllerError> {
-        let mut state = self.lock();
+        let _deciding = self.lock();
+        let image = self.journal.image_for_update()?;
         let found = match topic {
-            TopicRef::Name(name) => state
-                .image
-                .topic(name)
-                .ok_or(ControllerError::UnknownTopic)?,
-            TopicRef::Id(id) => state
-                .image
+            TopicRef::Name(name) => image.topic(name).ok_or(ControllerError::UnknownTopic)?,
+            TopicRef::Id(id) => image
                 .topic_by_id(id)
                 .ok_or(ControllerError::UnknownTopicId)?,
         };
@@ -300,7 +301,8 @@ impl Controller {
                 "Topic {name} is an internal topic and cannot be deleted."
             )));
         }
-        self.commit(&mut state, vec![MetadataRecord::RemoveTopic { topic_id }])?;
+        self.journal
+            .commit(vec![MetadataRecord::RemoveTopic { topic_id }])?;
         tracing::info!(topic = %name, %topic_id, "topic deleted");
         Ok((name, topic_id))
     }
@@ -316,11 +318,9 @@ impl Controller {
             &BTreeMap<String, String>,
         ) -> Result<BTreeMap<String, String>, kavka_config::ConfigError>,
     ) -> Result<(), ControllerError> {
-        let mut state = self.lock();
-        let topic = state
-            .image
-            .topic(name)
-            .ok_or(ControllerError::UnknownTopic)?;
+        let _deciding = self.lock();
+        let image = self.journal.image_for_update()?;
+        let topic = image.topic(name).ok_or(ControllerError::UnknownTopic)?;
         let topic_id = topic.topic_id;
         let next =
             build(&topic.configs).map_err(|e| ControllerError::InvalidConfig(e.to_string()))?;
@@ -336,13 +336,10 @@ impl Controller {
             return Ok(());
         }
         tracing::info!(topic = %name, changes = ?changes, "topic configuration changed");
-        self.commit(
-            &mut state,
-            vec![MetadataRecord::TopicConfig {
-                topic_id,
-                configs: changes,
-            }],
-        )?;
+        self.journal.commit(vec![MetadataRecord::TopicConfig {
+            topic_id,
+            configs: changes,
+        }])?;
         Ok(())
     }
 
@@ -358,18 +355,16 @@ impl Controller {
             &BTreeMap<String, String>,
         ) -> Result<BTreeMap<String, String>, kavka_config::ConfigError>,
     ) -> Result<(), ControllerError> {
-        let mut state = self.lock();
-        let current = state.image.broker_config(broker);
+        let _deciding = self.lock();
+        let image = self.journal.image_for_update()?;
+        let current = image.broker_config(broker);
         let invalid = |e: kavka_config::ConfigError| ControllerError::InvalidConfig(e.to_string());
         let next = build(&current).map_err(invalid)?;
         kavka_config::validate_dynamic_broker_configs(&next).map_err(invalid)?;
         let (default_level, node_level) = if broker.is_empty() {
-            (
-                next.clone(),
-                state.image.broker_config(&self.node_id.to_string()),
-            )
+            (next.clone(), image.broker_config(&self.node_id.to_string()))
         } else {
-            (state.image.broker_config(""), next.clone())
+            (image.broker_config(""), next.clone())
         };
         base.with_dynamic(&default_level, &node_level)
             .map_err(invalid)?;
@@ -381,13 +376,10 @@ impl Controller {
             return Ok(());
         }
         tracing::info!(broker = %broker, changes = ?changes, "dynamic broker configuration changed");
-        self.commit(
-            &mut state,
-            vec![MetadataRecord::BrokerConfig {
-                broker: broker.to_string(),
-                configs: changes,
-            }],
-        )?;
+        self.journal.commit(vec![MetadataRecord::BrokerConfig {
+            broker: broker.to_string(),
+            configs: changes,
+        }])?;
         Ok(())
     }
 
@@ -399,11 +391,9 @@ impl Controller {
         assignments: Option<&[Vec<i32>]>,
         validate_only: bool,
     ) -> Result<(), ControllerError> {
-        let mut state = self.lock();
-        let topic = state
-            .image
-            .topic(name)
-            .ok_or(ControllerError::UnknownTopic)?;
+        let _deciding = self.lock();
+        let image = self.journal.image_for_update()?;
+        let topic = image.topic(name).ok_or(ControllerError::UnknownTopic)?;
         let current = topic.partitions.len() as i32;
         if count < current {
             return Err(ControllerError::InvalidPartitions(format!(
@@ -424,7 +414,7 @@ impl Controller {
             .map(|p| p.replicas.len())
             .unwrap_or(1) as i16;
         let topic_id = topic.topic_id;
-        let live = self.live_brokers();
+        let live = live_broker_ids(&image);
         let new_assignments = match assignments {
             Some(given) => {
                 if given.len() as i32 != count - current {
@@ -443,25 +433,35 @@ impl Controller {
             return Ok(());
         }
         let records = partition_records(topic_id, current, &new_assignments);
-        self.commit(&mut state, records)?;
+        self.journal.commit(records)?;
         tracing::info!(topic = %name, from = current, to = count, "partitions added");
         Ok(())
     }
 
-    /// Hands out a producer id that was never handed out before, even across restarts.
+    /// Hands out a producer id that was never handed out before, even across restarts and controller
+    /// failovers: ids come from a block this controller reserved in the log, starting where the log's last
+    /// reservation ended (a block cut short by a restart or failover is simply skipped).
     pub fn allocate_producer_id(&self) -> Result<i64, ControllerError> {
         let mut state = self.lock();
-        if state.next_producer_id >= state.image.next_producer_id_block {
-            let next_block_start = state.next_producer_id + PRODUCER_ID_BLOCK_SIZE;
-            self.commit(
-                &mut state,
-                vec![MetadataRecord::ProducerIds { next_block_start }],
-            )?;
+        if state.next_producer_id >= state.producer_id_block_end {
+            let image = self.journal.image_for_update()?;
+            let start = image.next_producer_id_block;
+            let end = start + PRODUCER_ID_BLOCK_SIZE;
+            self.journal.commit(vec![MetadataRecord::ProducerIds {
+                next_block_start: end,
+            }])?;
+            state.next_producer_id = start;
+            state.producer_id_block_end = end;
         }
         let id = state.next_producer_id;
         state.next_producer_id += 1;
         Ok(id)
     }
+}
+
+/// Registered, unfenced brokers: those that may host new replicas.
+fn live_broker_ids(image: &MetadataImage) -> Vec<i32> {
+    image.live_brokers().map(|b| b.broker_id).collect()
 }
 
 fn partition_records(
@@ -476,7 +476,9 @@ fn partition_records(
             topic_id,
             partition: first_partition + i as i32,
             replicas: replicas.clone(),
-            isr: replicas.clone(),
+            // Only the leader is in sync at first: a follower joins the ISR once it has fetched up to
+            // the leader's end (and partitions are not replicated between brokers yet).
+            isr: vec![replicas[0]],
             leader: replicas[0],
             leader_epoch: 0,
             partition_epoch: 0,
@@ -496,10 +498,13 @@ fn assign_replicas(
             live.len()
         )));
     }
+    // A random first broker, as Kafka's placement does, so single-partition topics do not all land on the
+    // lowest node id.
+    let start = (Uuid::new_v4().as_u128() % live.len() as u128) as usize;
     Ok((0..partitions as usize)
         .map(|p| {
             (0..rf as usize)
-                .map(|r| live[(p + r) % live.len()])
+                .map(|r| live[(start + p + r) % live.len()])
                 .collect()
         })
         .collect())
@@ -585,17 +590,77 @@ pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
 mod tests {
     use super::*;
 
+    use std::path::Path;
+
+    use crate::metadata::MetadataLog;
+
+    /// A journal on the single-node metadata file: durable across reopen, which is what these tests of
+    /// the controller's decisions need (the quorum has tests of its own).
+    struct FileJournal(Mutex<(MetadataLog, MetadataImage)>);
+
+    impl FileJournal {
+        fn open(dir: &Path) -> FileJournal {
+            let (log, records) = MetadataLog::open(dir).expect("open log");
+            let mut image = MetadataImage::default();
+            for record in &records {
+                image.apply(record);
+            }
+            FileJournal(Mutex::new((log, image)))
+        }
+    }
+
+    impl MetadataJournal for FileJournal {
+        fn image_for_update(&self) -> Result<Arc<MetadataImage>, ControllerError> {
+            Ok(self.latest())
+        }
+
+        fn commit(
+            &self,
+            records: Vec<MetadataRecord>,
+        ) -> Result<Arc<MetadataImage>, ControllerError> {
+            let mut guard = self.0.lock().expect("journal lock");
+            guard.0.append(&records)?;
+            for record in &records {
+                guard.1.apply(record);
+            }
+            Ok(Arc::new(guard.1.clone()))
+        }
+
+        fn latest(&self) -> Arc<MetadataImage> {
+            Arc::new(self.0.lock().expect("journal lock").1.clone())
+        }
+    }
+
+    /// A controller whose cluster has one live broker, node 0.
     fn controller(dir: &Path) -> Controller {
-        Controller::open(
-            dir,
+        let journal = FileJournal::open(dir);
+        if journal.latest().brokers.is_empty() {
+            journal
+                .commit(vec![
+                    MetadataRecord::RegisterBroker {
+                        broker_id: 0,
+                        incarnation_id: Uuid::new_v4(),
+                        endpoints: Vec::new(),
+                        rack: None,
+                    },
+                    MetadataRecord::BrokerRegistrationChange {
+                        broker_id: 0,
+                        broker_epoch: 0,
+                        fenced: Some(false),
+                        in_controlled_shutdown: None,
+                    },
+                ])
+                .expect("register broker 0");
+        }
+        Controller::new(
             0,
             TopicDefaults {
                 num_partitions: 1,
                 replication_factor: 1,
                 delete_topic_enable: true,
             },
+            Arc::new(journal),
         )
-        .expect("open")
     }
 
     fn new_topic(name: &str, partitions: i32) -> NewTopic {

@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use uuid::Uuid;
 
-use super::records::MetadataRecord;
+use super::records::{BrokerEndpoint, MetadataRecord};
 
 /// One partition's assignment and leadership.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionImage {
     pub partition: i32,
     pub replicas: Vec<i32>,
@@ -17,8 +17,29 @@ pub struct PartitionImage {
     pub partition_epoch: i32,
 }
 
+/// A registered broker as the controller last recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BrokerRegistration {
+    pub broker_id: i32,
+    pub incarnation_id: Uuid,
+    /// The metadata offset of its registration: requests carrying an older epoch are stale.
+    pub epoch: i64,
+    pub endpoints: Vec<BrokerEndpoint>,
+    pub rack: Option<String>,
+    /// Fenced brokers lead no partition and are not listed to clients.
+    pub fenced: bool,
+    pub in_controlled_shutdown: bool,
+}
+
+impl BrokerRegistration {
+    /// The endpoint of listener `name`, if the broker has one.
+    pub fn endpoint(&self, name: &str) -> Option<&BrokerEndpoint> {
+        self.endpoints.iter().find(|e| e.name == name)
+    }
+}
+
 /// A topic with its partitions (index = partition id) and configuration overrides.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TopicImage {
     pub name: String,
     pub topic_id: Uuid,
@@ -37,7 +58,7 @@ impl TopicImage {
 }
 
 /// The fold of the metadata log up to `last_applied` records.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct MetadataImage {
     pub topics: BTreeMap<String, TopicImage>,
     pub topic_names_by_id: HashMap<Uuid, String>,
@@ -47,6 +68,11 @@ pub struct MetadataImage {
     pub last_applied: u64,
     /// Dynamic broker configuration: "" = cluster-wide default, else per node id.
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Raft log index of the last applied entry: the metadata offset brokers report.
+    pub metadata_offset: u64,
+    /// Registered brokers by node id.
+    #[serde(default)]
+    pub brokers: BTreeMap<i32, BrokerRegistration>,
 }
 
 impl MetadataImage {
@@ -153,7 +179,48 @@ impl MetadataImage {
                     self.broker_configs.remove(broker);
                 }
             }
+            MetadataRecord::RegisterBroker {
+                broker_id,
+                incarnation_id,
+                endpoints,
+                rack,
+            } => {
+                self.brokers.insert(
+                    *broker_id,
+                    BrokerRegistration {
+                        broker_id: *broker_id,
+                        incarnation_id: *incarnation_id,
+                        epoch: self.metadata_offset as i64,
+                        endpoints: endpoints.clone(),
+                        rack: rack.clone(),
+                        fenced: true,
+                        in_controlled_shutdown: false,
+                    },
+                );
+            }
+            MetadataRecord::BrokerRegistrationChange {
+                broker_id,
+                broker_epoch,
+                fenced,
+                in_controlled_shutdown,
+            } => {
+                if let Some(broker) = self.brokers.get_mut(broker_id) {
+                    if broker.epoch == *broker_epoch {
+                        if let Some(fenced) = fenced {
+                            broker.fenced = *fenced;
+                        }
+                        if let Some(shutting_down) = in_controlled_shutdown {
+                            broker.in_controlled_shutdown = *shutting_down;
+                        }
+                    }
+                }
+            }
         }
+    }
+
+    /// Registered brokers that are not fenced: the ones that may lead partitions and that clients see.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| !b.fenced)
     }
 }
 

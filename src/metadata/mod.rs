@@ -1,8 +1,10 @@
 //! Cluster metadata: the record log, the image folded from it, and the controller that is its only writer.
 //!
-//! Knows nothing of storage or the network. On a single node the log is a local file; the cluster issue
-//! replaces [`MetadataLog`] with a Raft-replicated log carrying the same [`MetadataRecord`]s.
+//! Knows nothing of storage or the network: the controller writes through a [`MetadataJournal`], which is
+//! the Raft quorum of `crate::controller`. [`MetadataLog`] is the pre-Raft single-node file, read once to
+//! import it into the quorum.
 
+mod broker_control;
 mod controller;
 mod image;
 mod log;
@@ -10,13 +12,14 @@ mod records;
 
 use std::path::{Path, PathBuf};
 
+pub use broker_control::{BrokerHeartbeatInput, BrokerRegistrationInput, HeartbeatReply};
 pub use controller::{
-    validate_topic_name, Controller, ControllerError, NewTopic, TopicDefaults, TopicRef,
-    MAX_PARTITIONS_PER_REQUEST,
+    validate_topic_name, Controller, ControllerError, MetadataJournal, NewTopic, TopicDefaults,
+    TopicRef, MAX_PARTITIONS_PER_REQUEST,
 };
-pub use image::{MetadataImage, PartitionImage, TopicImage, INTERNAL_TOPICS};
+pub use image::{BrokerRegistration, MetadataImage, PartitionImage, TopicImage, INTERNAL_TOPICS};
 pub use log::{MetadataLog, METADATA_LOG_FILE};
-pub use records::MetadataRecord;
+pub use records::{BrokerEndpoint, MetadataRecord};
 
 /// Failures of the metadata log itself (disk or encoding), as opposed to rejected requests.
 #[derive(Debug, thiserror::Error)]

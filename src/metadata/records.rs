@@ -8,6 +8,17 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// One listener of a registered broker, as clients of that listener are to reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    /// Listener name (`PLAINTEXT`, ...): a client is given the endpoint of the listener it connected to.
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    /// Kafka's security protocol id (0 PLAINTEXT, 1 SSL, 2 SASL_PLAINTEXT, 3 SASL_SSL).
+    pub security_protocol: i16,
+}
+
 /// One change to the cluster metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -33,6 +44,25 @@ pub enum MetadataRecord {
     RemoveTopic { topic_id: Uuid },
     /// Producer ids below `next_block_start` have been handed out (or reserved); never reuse them.
     ProducerIds { next_block_start: i64 },
+    /// A broker registered, or registered again after a restart (Kafka's RegisterBrokerRecord). It starts
+    /// fenced; its broker epoch is the metadata offset of the entry carrying this record, assigned as the
+    /// record is applied, so every node derives the same epoch.
+    RegisterBroker {
+        broker_id: i32,
+        /// Random per broker process start: tells a restart from a duplicate node id.
+        incarnation_id: Uuid,
+        endpoints: Vec<BrokerEndpoint>,
+        rack: Option<String>,
+    },
+    /// A registered broker was fenced or unfenced, or began a controlled shutdown (Kafka's
+    /// BrokerRegistrationChangeRecord); `None` leaves a flag unchanged. Ignored unless `broker_epoch` is
+    /// the broker's current epoch, so a change decided for an older registration cannot touch a newer one.
+    BrokerRegistrationChange {
+        broker_id: i32,
+        broker_epoch: i64,
+        fenced: Option<bool>,
+        in_controlled_shutdown: Option<bool>,
+    },
     /// Dynamic broker configuration changed for `broker` ("" = the cluster-wide default, else a node
     /// id); a `None` value removes the key. Kafka's ConfigRecord for BROKER resources.
     BrokerConfig {

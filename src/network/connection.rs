@@ -20,6 +20,8 @@ pub struct ConnectionContext {
     pub listener_name: String,
     /// Advertised (host, port) of the listener.
     pub advertised: Arc<(String, i32)>,
+    /// The connection came in on a controller listener (`controller.listener.names`).
+    pub is_controller_listener: bool,
 }
 
 pub async fn serve_connection(

@@ -17,6 +17,8 @@ pub struct BoundListener {
     /// Host and port written into Metadata responses for clients of this listener.
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// Named in `controller.listener.names`: it also carries the controllers' Raft RPCs.
+    pub is_controller: bool,
 }
 
 /// Binds every listener in the configuration; fails start-up if any address cannot be bound.
@@ -72,6 +74,7 @@ pub async fn bind_listeners(
             local_addr,
             advertised_host,
             advertised_port,
+            is_controller: config.controller_listener_names.contains(&listener.name),
         });
     }
     Ok(bound)
@@ -93,6 +96,7 @@ pub async fn run_listener(
                         peer,
                         listener_name: listener.name.clone(),
                         advertised: advertised.clone(),
+                        is_controller_listener: listener.is_controller,
                     };
                     tokio::spawn(serve_connection(stream, ctx, broker.clone(), shutdown.clone()));
                 }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
+use kafka_protocol::error::ResponseError;
 use kavka_config::{BrokerConfig, TopicConfig};
 use kavka_storage::{LogConfig, PartitionLog, StorageError, TimestampType};
 use tokio::sync::watch;
@@ -79,6 +80,24 @@ impl ReplicaManager {
             .filter(|p| p.topic_id == topic.topic_id)
     }
 
+    /// The partition if this node leads it: what produce requests, consumers, offset lookups and the group
+    /// coordinator need. Otherwise the error a client gets: UNKNOWN_TOPIC_OR_PARTITION for a partition the
+    /// topic does not have, NOT_LEADER_OR_FOLLOWER for one led elsewhere (or not open here), which makes
+    /// clients refresh their metadata.
+    pub fn leader_for(
+        &self,
+        topic: &TopicImage,
+        partition: i32,
+    ) -> Result<Arc<Partition>, ResponseError> {
+        if partition < 0 || partition as usize >= topic.partitions.len() {
+            return Err(ResponseError::UnknownTopicOrPartition);
+        }
+        match self.get_for(topic, partition) {
+            Some(p) if p.is_leader() => Ok(p),
+            _ => Err(ResponseError::NotLeaderOrFollower),
+        }
+    }
+
     /// A receiver that changes whenever any partition is appended to.
     pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
         self.appended.subscribe()
@@ -145,7 +164,7 @@ impl ReplicaManager {
                 }
                 let key = (topic.name.clone(), p.partition);
                 if let Some(existing) = self.read_map().get(&key) {
-                    existing.set_leader_epoch(p.leader_epoch);
+                    existing.set_leadership(p.leader == self.node_id, p.leader_epoch);
                     existing
                         .log()
                         .update_config(log_config(topic, &broker_config));
@@ -169,6 +188,7 @@ impl ReplicaManager {
                     p.partition,
                     log,
                     p.leader_epoch,
+                    p.leader == self.node_id,
                 );
                 self.write_map().insert(key, Arc::new(partition));
             }

@@ -2,7 +2,7 @@
 //! watermark). On a single node the leader is the only in-sync replica, so the high watermark follows the log
 //! end; the cluster issue drives these fields from followers' fetches.
 
-use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,6 +16,9 @@ pub struct Partition {
     pub index: i32,
     log: Arc<PartitionLog>,
     leader_epoch: AtomicI32,
+    /// Whether the metadata names this node the partition's leader: only then does it take produce
+    /// requests and serve consumers.
+    is_leader: AtomicBool,
     high_watermark: AtomicI64,
 }
 
@@ -26,6 +29,7 @@ impl Partition {
         index: i32,
         log: PartitionLog,
         leader_epoch: i32,
+        is_leader: bool,
     ) -> Partition {
         let high_watermark = AtomicI64::new(log.log_end_offset());
         Partition {
@@ -34,6 +38,7 @@ impl Partition {
             index,
             log: Arc::new(log),
             leader_epoch: AtomicI32::new(leader_epoch),
+            is_leader: AtomicBool::new(is_leader),
             high_watermark,
         }
     }
@@ -42,8 +47,14 @@ impl Partition {
         self.leader_epoch.load(Ordering::Acquire)
     }
 
-    pub fn set_leader_epoch(&self, epoch: i32) {
+    /// Follows the metadata: this node leads the partition at `epoch`, or does not.
+    pub fn set_leadership(&self, is_leader: bool, epoch: i32) {
         self.leader_epoch.store(epoch, Ordering::Release);
+        self.is_leader.store(is_leader, Ordering::Release);
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.is_leader.load(Ordering::Acquire)
     }
 
     pub fn high_watermark(&self) -> i64 {

@@ -55,13 +55,38 @@ impl Broker {
 
     /// Starts a broker with extra `--override key=value` settings.
     pub fn start_with(overrides: &[(&str, &str)]) -> Broker {
+        let mut broker = Broker::launch(free_port(), overrides);
+        broker.wait_ready();
+        broker
+    }
+
+    /// Starts the process on `port` without waiting for it to accept connections: a cluster node
+    /// serves clients only once its quorum has a leader, so the nodes must all be launched first.
+    pub fn launch(port: u16, overrides: &[(&str, &str)]) -> Broker {
+        Broker::launch_formatted(port, overrides, None)
+    }
+
+    /// Like [`launch`](Self::launch); with `format = Some((cluster_id, node_id))` the data directory is
+    /// formatted first (its `meta.properties` written), as every node of one cluster must share an id.
+    pub fn launch_formatted(
+        port: u16,
+        overrides: &[(&str, &str)],
+        format: Option<(&str, i32)>,
+    ) -> Broker {
         let data_dir = tempfile::Builder::new()
             .prefix("kavka-test-")
             .tempdir()
             .expect("create temp dir");
+        if let Some((cluster_id, node_id)) = format {
+            std::fs::write(
+                data_dir.path().join("meta.properties"),
+                format!("version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n"),
+            )
+            .expect("write meta.properties");
+        }
         let mut broker = Broker {
             child: None,
-            port: free_port(),
+            port,
             data_dir,
             overrides: overrides
                 .iter()
@@ -69,7 +94,7 @@ impl Broker {
                 .collect(),
             starts: 0,
         };
-        broker.spawn();
+        broker.spawn_process();
         broker
     }
 
@@ -101,6 +126,11 @@ impl Broker {
     }
 
     fn spawn(&mut self) {
+        self.spawn_process();
+        self.wait_ready();
+    }
+
+    fn spawn_process(&mut self) {
         assert!(self.child.is_none(), "broker already running");
         self.starts += 1;
         let log_path = self.log_path(self.starts);
@@ -124,10 +154,11 @@ impl Broker {
         .stderr(Stdio::from(log2));
         let child = cmd.spawn().expect("spawn kavka binary");
         self.child = Some(child);
-        self.wait_ready();
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until the client listener accepts connections; panics after a timeout or if the process
+    /// exits.
+    pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {

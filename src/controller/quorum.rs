@@ -1,0 +1,281 @@
+//! This node's member of the metadata quorum: the openraft node with its log store and state machine, and
+//! the [`MetadataJournal`] the controller writes through.
+//!
+//! Every controller runs one; the active controller is the Raft leader. A node without
+//! `controller.quorum.voters` (the single-node default) is the only voter of its own quorum, so a lone
+//! broker takes exactly the path a cluster does.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+
+use super::raft::log_store::RaftLogStore;
+use super::raft::log_store::RaftStoreError;
+use super::raft::network::ControllerNetwork;
+use super::raft::state_machine::MetadataStateMachine;
+use super::raft::{ControllerNode, MetadataBatch, MetadataRaft};
+use crate::metadata::{
+    ControllerError, MetadataError, MetadataImage, MetadataJournal, MetadataRecord,
+};
+
+/// Name of the metadata log's directory inside the first log dir (Kafka's name for it).
+pub const METADATA_DIR: &str = "__cluster_metadata-0";
+
+/// Why the quorum member could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum QuorumError {
+    #[error("metadata store: {0}")]
+    Store(#[from] RaftStoreError),
+    #[error("invalid Raft settings: {0}")]
+    Config(String),
+    #[error("the metadata quorum stopped: {0}")]
+    Stopped(String),
+}
+
+/// Timing of the metadata quorum.
+#[derive(Debug, Clone, Copy)]
+pub struct QuorumTiming {
+    /// `controller.quorum.election.timeout.ms`: the shortest wait before a follower campaigns.
+    pub election_timeout: Duration,
+}
+
+/// This node's member of the metadata quorum.
+pub struct MetadataQuorum {
+    raft: MetadataRaft,
+    node_id: u64,
+    images: watch::Receiver<Arc<MetadataImage>>,
+    runtime: Handle,
+    /// The term in which this node last confirmed its leadership (see `image_for_update`); 0 = never.
+    verified_term: AtomicU64,
+}
+
+impl MetadataQuorum {
+    /// Opens the metadata log under `log_dir`, starts the Raft node and, on a pristine log, initializes the
+    /// quorum with `voters` (every voter does the same with the same set, which openraft allows).
+    pub async fn start(
+        log_dir: &Path,
+        node_id: u64,
+        voters: BTreeMap<u64, ControllerNode>,
+        timing: QuorumTiming,
+    ) -> Result<MetadataQuorum, QuorumError> {
+        let dir = log_dir.join(METADATA_DIR);
+        let log_store = RaftLogStore::open(&dir)?;
+        let state_machine = MetadataStateMachine::open(&dir)?;
+        let images = state_machine.subscribe();
+        let election_ms = timing.election_timeout.as_millis().max(10) as u64;
+        let config = openraft::Config {
+            cluster_name: "kavka-metadata".into(),
+            election_timeout_min: election_ms,
+            election_timeout_max: election_ms * 2,
+            // Well under the election timeout, so a live leader is never deposed on a busy machine.
+            heartbeat_interval: (election_ms / 5).max(5),
+            install_snapshot_timeout: 10_000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
+            max_in_snapshot_log_to_keep: 100,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| QuorumError::Config(e.to_string()))?;
+        let raft = MetadataRaft::new(
+            node_id,
+            Arc::new(config),
+            ControllerNetwork,
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| QuorumError::Stopped(e.to_string()))?;
+        match raft.initialize(voters.clone()).await {
+            Ok(()) => {
+                tracing::info!(node_id, voters = ?voters.keys().collect::<Vec<_>>(), "metadata quorum initialized")
+            }
+            // Initialized before (a restart): the log already names the voters.
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+            Err(e) => return Err(QuorumError::Stopped(e.to_string())),
+        }
+        tokio::spawn(log_leader_changes(raft.metrics(), node_id));
+        Ok(MetadataQuorum {
+            raft,
+            node_id,
+            images,
+            runtime: Handle::current(),
+            verified_term: AtomicU64::new(0),
+        })
+    }
+
+    pub fn raft(&self) -> &MetadataRaft {
+        &self.raft
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// The newest image applied on this node.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.images.borrow().clone()
+    }
+
+    /// Images as this node applies them.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.images.clone()
+    }
+
+    /// The current Raft leader (the active controller), if one is known.
+    pub fn leader(&self) -> Option<u64> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Waits until this node sees a leader, up to `timeout`.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<u64> {
+        let mut metrics = self.raft.metrics();
+        let found = tokio::time::timeout(timeout, async {
+            loop {
+                if let Some(leader) = metrics.borrow_and_update().current_leader {
+                    return Some(leader);
+                }
+                if metrics.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await;
+        found.ok().flatten()
+    }
+
+    /// An image holding every committed entry, for deciding a change: the first time in a term this node
+    /// leads, it confirms leadership with a quorum and waits until it has applied everything committed
+    /// before (`ensure_linearizable`). Later in the same term nothing can be committed but through this
+    /// node, whose writes wait for their own application, so its image is current without asking the
+    /// quorum again. (If it was deposed without noticing, its next write cannot commit.)
+    pub async fn image_for_update(&self) -> Result<Arc<MetadataImage>, ControllerError> {
+        let (is_leader, term) = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            (m.current_leader == Some(self.node_id), m.current_term)
+        };
+        if is_leader && self.verified_term.load(Ordering::Acquire) == term {
+            return Ok(self.image());
+        }
+        self.raft.ensure_linearizable().await.map_err(|e| match e {
+            RaftError::APIError(e) => not_controller(e.to_string()),
+            RaftError::Fatal(e) => stopped(e.to_string()),
+        })?;
+        self.verified_term.store(term, Ordering::Release);
+        Ok(self.image())
+    }
+
+    /// Commits `records` as one entry and returns the image that includes it.
+    pub async fn commit(
+        &self,
+        records: Vec<MetadataRecord>,
+    ) -> Result<Arc<MetadataImage>, ControllerError> {
+        let written = self
+            .raft
+            .client_write(MetadataBatch { records })
+            .await
+            .map_err(|e| match e {
+                RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                    not_controller(format!("the active controller is node {:?}", f.leader_id))
+                }
+                RaftError::APIError(e) => ControllerError::InvalidRequest(e.to_string()),
+                RaftError::Fatal(e) => stopped(e.to_string()),
+            })?;
+        // The leader answers after applying, and the state machine publishes before it answers; waiting
+        // anyway keeps this true whatever the state machine's publishing order.
+        let mut images = self.images.clone();
+        let offset = written.data.offset;
+        let image = images
+            .wait_for(|image| image.metadata_offset >= offset)
+            .await
+            .map_err(|_| stopped("the state machine stopped".into()))?
+            .clone();
+        Ok(image)
+    }
+
+    /// Stops the Raft node (its tasks and connections); the log stays on disk.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "metadata quorum did not stop cleanly");
+        }
+    }
+}
+
+/// One log line per change of the active controller, as this node sees it.
+async fn log_leader_changes(
+    mut metrics: watch::Receiver<openraft::RaftMetrics<u64, ControllerNode>>,
+    node_id: u64,
+) {
+    let mut last = None;
+    loop {
+        let (leader, term) = {
+            let m = metrics.borrow_and_update();
+            (m.current_leader, m.current_term)
+        };
+        if leader != last && leader.is_some() {
+            tracing::info!(leader = ?leader, term, this_node = node_id, "metadata quorum leader changed");
+            last = leader;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn not_controller(message: String) -> ControllerError {
+    ControllerError::NotController(format!("This node is not the active controller: {message}"))
+}
+
+fn stopped(message: String) -> ControllerError {
+    ControllerError::Metadata(MetadataError::Invalid(format!(
+        "the metadata quorum stopped: {message}"
+    )))
+}
+
+/// The journal the controller writes through: blocking calls into the quorum, made from the controller's
+/// blocking threads (never from an async worker).
+pub struct QuorumJournal {
+    quorum: Arc<MetadataQuorum>,
+}
+
+impl QuorumJournal {
+    pub fn new(quorum: Arc<MetadataQuorum>) -> QuorumJournal {
+        QuorumJournal { quorum }
+    }
+}
+
+/// How long a controller operation waits for the quorum: without a majority it would wait forever, and a
+/// client must hear REQUEST_TIMED_OUT instead.
+const QUORUM_WAIT: Duration = Duration::from_secs(15);
+
+impl QuorumJournal {
+    fn bounded<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, ControllerError>>,
+    ) -> Result<T, ControllerError> {
+        self.quorum
+            .runtime
+            .block_on(async { tokio::time::timeout(QUORUM_WAIT, work).await })
+            .unwrap_or_else(|_| Err(ControllerError::QuorumTimeout(QUORUM_WAIT)))
+    }
+}
+
+impl MetadataJournal for QuorumJournal {
+    fn image_for_update(&self) -> Result<Arc<MetadataImage>, ControllerError> {
+        self.bounded(self.quorum.image_for_update())
+    }
+
+    fn commit(&self, records: Vec<MetadataRecord>) -> Result<Arc<MetadataImage>, ControllerError> {
+        self.bounded(self.quorum.commit(records))
+    }
+
+    fn latest(&self) -> Arc<MetadataImage> {
+        self.quorum.image()
+    }
+}

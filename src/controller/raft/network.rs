@@ -1,0 +1,345 @@
+//! The transport of the metadata Raft group: openraft's RPCs (AppendEntries, Vote, InstallSnapshot)
+//! carried between controllers over their controller listeners.
+//!
+//! A Raft RPC is an ordinary Kafka-framed request (4-byte size, request header v1) under the Kavka-private
+//! API key [`RAFT_RPC_API_KEY`], so it shares the controller listener and its frame-size limit with the
+//! Kafka APIs controllers serve. The body is the JSON encoding of openraft's own (serde) request types
+//! together with the node id the sender means to reach: a node answers only RPCs addressed to it, because
+//! openraft's leader cannot survive hearing its own voice through a misconfigured address.
+//! Only controllers accept this key (see `dispatch::handle_frame`), and it is never advertised.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+
+use super::types::{ControllerNode, MetadataRaft, MetadataRaftConfig};
+use crate::network::read_frame;
+
+/// The API key of a Raft RPC frame. Outside Kafka's range (Kafka's keys are below 100), so no Kafka client
+/// or broker ever sends it by accident.
+pub const RAFT_RPC_API_KEY: i16 = 10_000;
+/// Largest Raft RPC frame read, either way: a snapshot chunk (openraft's default 3 MiB) or a batch of
+/// metadata entries, JSON-encoded, with room to spare.
+pub const MAX_RAFT_FRAME: usize = 64 * 1024 * 1024;
+/// Bytes of the request header v1 that precedes the body: key, version, correlation id, null client id.
+const REQUEST_HEADER_LEN: usize = 10;
+
+type NodeId = u64;
+type Rpc<E> = RPCError<NodeId, ControllerNode, E>;
+
+/// An RPC and the node it is meant for.
+#[derive(Debug, Serialize, Deserialize)]
+struct RaftRpcFrame {
+    target: NodeId,
+    rpc: RaftRpc,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum RaftRpc {
+    AppendEntries(AppendEntriesRequest<MetadataRaftConfig>),
+    Vote(VoteRequest<NodeId>),
+    InstallSnapshot(InstallSnapshotRequest<MetadataRaftConfig>),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum RaftRpcReply {
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
+    /// The frame reached a node other than the one it was addressed to.
+    WrongNode {
+        this_node: NodeId,
+    },
+    /// The receiver could not decode the frame.
+    Malformed {
+        reason: String,
+    },
+}
+
+/// Why a Raft RPC frame could not be answered; the connection is closed.
+#[derive(Debug, thiserror::Error)]
+pub enum RaftRpcError {
+    #[error("Raft RPC frame is shorter than its header")]
+    Short,
+    #[error("Raft RPC frame carries a client id; controllers send none")]
+    UnexpectedClientId,
+}
+
+/// Serves one Raft RPC frame (the whole frame after its size prefix) on controller `this_node` and returns
+/// the response frame (size prefix included).
+pub async fn serve_rpc(
+    frame: &[u8],
+    raft: &MetadataRaft,
+    this_node: NodeId,
+) -> Result<Bytes, RaftRpcError> {
+    if frame.len() < REQUEST_HEADER_LEN {
+        return Err(RaftRpcError::Short);
+    }
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    if i16::from_be_bytes([frame[8], frame[9]]) != -1 {
+        return Err(RaftRpcError::UnexpectedClientId);
+    }
+    let reply = match serde_json::from_slice::<RaftRpcFrame>(&frame[REQUEST_HEADER_LEN..]) {
+        Err(e) => RaftRpcReply::Malformed {
+            reason: e.to_string(),
+        },
+        Ok(request) if request.target != this_node => {
+            tracing::warn!(
+                this_node,
+                target = request.target,
+                "Raft RPC addressed to another node: check controller.quorum.voters"
+            );
+            RaftRpcReply::WrongNode { this_node }
+        }
+        Ok(request) => match request.rpc {
+            RaftRpc::AppendEntries(rpc) => {
+                RaftRpcReply::AppendEntries(raft.append_entries(rpc).await)
+            }
+            RaftRpc::Vote(rpc) => RaftRpcReply::Vote(raft.vote(rpc).await),
+            RaftRpc::InstallSnapshot(rpc) => {
+                RaftRpcReply::InstallSnapshot(raft.install_snapshot(rpc).await)
+            }
+        },
+    };
+    Ok(encode_frame(|body| {
+        body.put_i32(correlation_id);
+        // Serializing openraft's plain data types cannot fail; a failure would be a bug worth a loud reply.
+        let json = serde_json::to_vec(&reply).unwrap_or_else(|e| {
+            serde_json::to_vec(&RaftRpcReply::Malformed {
+                reason: format!("cannot encode the reply: {e}"),
+            })
+            .unwrap_or_default()
+        });
+        body.put_slice(&json);
+    }))
+}
+
+fn encode_frame(fill: impl FnOnce(&mut BytesMut)) -> Bytes {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    fill(&mut buf);
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    buf.freeze()
+}
+
+/// Creates the clients openraft uses to reach the other controllers.
+#[derive(Debug, Clone, Default)]
+pub struct ControllerNetwork;
+
+impl RaftNetworkFactory<MetadataRaftConfig> for ControllerNetwork {
+    type Network = ControllerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &ControllerNode) -> ControllerClient {
+        // Connecting happens on first use: openraft creates clients for nodes that may be down.
+        ControllerClient {
+            target,
+            address: node.to_string(),
+            connection: Arc::new(Mutex::new(None)),
+            next_correlation_id: 0,
+            reachable: None,
+        }
+    }
+}
+
+type Connection = (
+    BufReader<tokio::net::tcp::OwnedReadHalf>,
+    tokio::net::tcp::OwnedWriteHalf,
+);
+
+/// One controller's connection to another; openraft drives it one RPC at a time.
+pub struct ControllerClient {
+    target: NodeId,
+    address: String,
+    connection: Arc<Mutex<Option<Connection>>>,
+    next_correlation_id: i32,
+    /// Whether the last RPC got through: a change is logged once, not every retry.
+    reachable: Option<bool>,
+}
+
+impl ControllerClient {
+    /// Sends `rpc` and waits for its reply within the RPC's time limit. Any transport failure drops the
+    /// connection (the next call reconnects) and reports the target unreachable, so openraft backs off.
+    async fn call(
+        &mut self,
+        rpc: RaftRpc,
+        option: &RPCOption,
+    ) -> Result<RaftRpcReply, Unreachable> {
+        let result = self.exchange(rpc, option).await;
+        let reachable = result.is_ok();
+        if self.reachable != Some(reachable) {
+            match &result {
+                Ok(_) => {
+                    tracing::info!(controller = self.target, address = %self.address, "controller reachable")
+                }
+                Err(e) => {
+                    tracing::warn!(controller = self.target, address = %self.address, error = %e, "controller unreachable")
+                }
+            }
+            self.reachable = Some(reachable);
+        }
+        result
+    }
+
+    async fn exchange(
+        &mut self,
+        rpc: RaftRpc,
+        option: &RPCOption,
+    ) -> Result<RaftRpcReply, Unreachable> {
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let correlation_id = self.next_correlation_id;
+        let body = serde_json::to_vec(&RaftRpcFrame {
+            target: self.target,
+            rpc,
+        })
+        .map_err(|e| Unreachable::new(&e))?;
+        let frame = encode_frame(|buf| {
+            buf.put_i16(RAFT_RPC_API_KEY);
+            buf.put_i16(0);
+            buf.put_i32(correlation_id);
+            buf.put_i16(-1);
+            buf.put_slice(&body);
+        });
+        let connection = self.connection.clone();
+        let address = self.address.clone();
+        let exchange = async move {
+            let mut guard = connection.lock().await;
+            if guard.is_none() {
+                let stream = TcpStream::connect(&address).await?;
+                stream.set_nodelay(true)?;
+                let (read, write) = stream.into_split();
+                *guard = Some((BufReader::new(read), write));
+            }
+            let result = async {
+                let (reader, writer) = guard.as_mut().ok_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::NotConnected, "no connection")
+                })?;
+                writer.write_all(&frame).await?;
+                let reply = read_frame(reader, MAX_RAFT_FRAME)
+                    .await
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
+                    .ok_or_else(|| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the controller closed the connection",
+                        )
+                    })?;
+                Ok::<Bytes, std::io::Error>(reply)
+            }
+            .await;
+            if result.is_err() {
+                *guard = None;
+            }
+            result
+        };
+        let reply = match tokio::time::timeout(option.hard_ttl(), exchange).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => return Err(Unreachable::new(&e)),
+            Err(_) => {
+                // The exchange was abandoned mid-way: the stream position is unknown, start afresh.
+                if let Ok(mut guard) = self.connection.try_lock() {
+                    *guard = None;
+                }
+                return Err(Unreachable::new(&std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "no reply from controller {} within {:?}",
+                        self.target,
+                        option.hard_ttl()
+                    ),
+                )));
+            }
+        };
+        if reply.len() < 4
+            || i32::from_be_bytes([reply[0], reply[1], reply[2], reply[3]]) != correlation_id
+        {
+            *self.connection.lock().await = None;
+            return Err(Unreachable::new(&std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "Raft RPC reply with a wrong correlation id",
+            )));
+        }
+        serde_json::from_slice(&reply[4..]).map_err(|e| Unreachable::new(&e))
+    }
+
+    fn unexpected<E: std::error::Error>(&self, reply: RaftRpcReply) -> Rpc<E> {
+        let what = match reply {
+            RaftRpcReply::WrongNode { this_node } => format!(
+                "{} answered as node {this_node}, not node {}: check controller.quorum.voters",
+                self.address, self.target
+            ),
+            RaftRpcReply::Malformed { reason } => {
+                format!(
+                    "controller {} could not decode our RPC: {reason}",
+                    self.target
+                )
+            }
+            other => format!(
+                "controller {} sent a mismatched reply: {other:?}",
+                self.target
+            ),
+        };
+        RPCError::Network(NetworkError::new(&std::io::Error::other(what)))
+    }
+}
+
+/// Maps openraft's API error from the remote node into the RPC error openraft expects.
+fn remote<E: std::error::Error>(
+    target: NodeId,
+    e: RaftError<NodeId, E>,
+) -> Rpc<RaftError<NodeId, E>> {
+    RPCError::RemoteError(openraft::error::RemoteError::new(target, e))
+}
+
+impl RaftNetwork<MetadataRaftConfig> for ControllerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<MetadataRaftConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, Rpc<RaftError<NodeId>>> {
+        match self.call(RaftRpc::AppendEntries(rpc), &option).await? {
+            RaftRpcReply::AppendEntries(result) => result.map_err(|e| remote(self.target, e)),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<MetadataRaftConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, Rpc<RaftError<NodeId, InstallSnapshotError>>> {
+        match self.call(RaftRpc::InstallSnapshot(rpc), &option).await? {
+            RaftRpcReply::InstallSnapshot(result) => result.map_err(|e| remote(self.target, e)),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, Rpc<RaftError<NodeId>>> {
+        match self.call(RaftRpc::Vote(rpc), &option).await? {
+            RaftRpcReply::Vote(result) => result.map_err(|e| remote(self.target, e)),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    fn backoff(&self) -> openraft::network::Backoff {
+        // A controller that is down is retried twice a second, not in a tight loop.
+        openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(500)))
+    }
+}
