@@ -27,8 +27,8 @@ use crate::controller::quorum::{MetadataQuorum, QuorumError, QuorumJournal, Quor
 use crate::controller::raft::ControllerNode;
 use crate::handlers::now_ms;
 use crate::metadata::{
-    BrokerEndpoint, Controller, ControllerError, MetadataError, MetadataImage, MetadataLog,
-    NewTopic, TopicDefaults, METADATA_LOG_FILE,
+    BrokerEndpoint, Controller, ControllerError, MetadataError, MetadataImage, NewTopic,
+    TopicDefaults,
 };
 use crate::network::{bind_listeners, run_listener};
 use crate::replica::ReplicaManager;
@@ -393,31 +393,6 @@ fn quorum_voters(config: &BrokerConfig) -> Result<BTreeMap<u64, ControllerNode>,
         .collect())
 }
 
-/// Carries a pre-Raft `__cluster_metadata.log` (Kavka's single-node metadata file) into the quorum once,
-/// then renames it `.imported`. Re-importing after a crash between the two steps is harmless: every record
-/// sets state, so replaying the same sequence again yields the same image, and nothing else was written in
-/// between (the broker serves nobody before this finishes).
-async fn import_legacy_metadata(quorum: &MetadataQuorum, dir: &Path) -> Result<(), StartupError> {
-    let legacy = dir.join(METADATA_LOG_FILE);
-    if !legacy.exists() {
-        return Ok(());
-    }
-    let (_, records) = MetadataLog::open(dir)?;
-    let count = records.len();
-    if count > 0 {
-        quorum.commit(records).await.map_err(|e| {
-            StartupError::Metadata(MetadataError::Invalid(format!(
-                "importing {}: {e}",
-                legacy.display()
-            )))
-        })?;
-    }
-    let imported = dir.join(format!("{METADATA_LOG_FILE}.imported"));
-    std::fs::rename(&legacy, &imported).map_err(|e| MetadataError::io(&legacy, e))?;
-    tracing::info!(records = count, from = %legacy.display(), "single-node metadata log imported into the metadata quorum");
-    Ok(())
-}
-
 /// `meta.properties` in each log dir records the cluster id and node id (as Kafka's does), so that a data
 /// directory is never silently reused by another node or cluster.
 fn load_or_create_meta_properties(dir: &Path, node_id: i32) -> Result<String, StartupError> {
@@ -556,7 +531,7 @@ pub async fn run(
         )));
     }
     await_metadata(&quorum, voters.len()).await;
-    import_legacy_metadata(&quorum, &first_dir).await?;
+    quorum.import_legacy_log(&first_dir).await?;
     {
         let publisher = broker.publisher();
         let image = quorum.image();

@@ -23,6 +23,7 @@ use super::raft::{ControllerNode, MetadataBatch, MetadataRaft};
 use crate::metadata::{
     ControllerError, MetadataError, MetadataImage, MetadataJournal, MetadataRecord,
 };
+use crate::metadata::{MetadataLog, METADATA_LOG_FILE};
 
 /// Name of the metadata log's directory inside the first log dir (Kafka's name for it).
 pub const METADATA_DIR: &str = "__cluster_metadata-0";
@@ -36,6 +37,8 @@ pub enum QuorumError {
     Config(String),
     #[error("the metadata quorum stopped: {0}")]
     Stopped(String),
+    #[error("importing the single-node metadata log {path}: {message}")]
+    Import { path: String, message: String },
 }
 
 /// Timing of the metadata quorum.
@@ -199,6 +202,32 @@ impl MetadataQuorum {
         Ok(image)
     }
 
+    /// Carries a pre-Raft `__cluster_metadata.log` (Kavka's single-node metadata file) in `dir` into the
+    /// quorum once, then renames it `.imported`. Re-importing after a crash between the two steps is
+    /// harmless: every record sets state, so replaying the same sequence again yields the same image, and
+    /// nothing else was written in between (the broker serves nobody before this finishes).
+    pub async fn import_legacy_log(&self, dir: &Path) -> Result<(), QuorumError> {
+        let legacy = dir.join(METADATA_LOG_FILE);
+        if !legacy.exists() {
+            return Ok(());
+        }
+        let failed = |message: String| QuorumError::Import {
+            path: legacy.display().to_string(),
+            message,
+        };
+        let (_, records) = MetadataLog::open(dir).map_err(|e| failed(e.to_string()))?;
+        let count = records.len();
+        if count > 0 {
+            self.commit(records)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        let imported = dir.join(format!("{METADATA_LOG_FILE}.imported"));
+        std::fs::rename(&legacy, &imported).map_err(|e| failed(e.to_string()))?;
+        tracing::info!(records = count, from = %legacy.display(), "single-node metadata log imported into the metadata quorum");
+        Ok(())
+    }
+
     /// Stops the Raft node (its tasks and connections); the log stays on disk.
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
@@ -277,5 +306,82 @@ impl MetadataJournal for QuorumJournal {
 
     fn latest(&self) -> Arc<MetadataImage> {
         self.quorum.image()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn single_voter(dir: &Path) -> MetadataQuorum {
+        let quorum = MetadataQuorum::start(
+            dir,
+            7,
+            BTreeMap::from([(7, ControllerNode::default())]),
+            QuorumTiming {
+                election_timeout: Duration::from_millis(200),
+            },
+        )
+        .await
+        .expect("start");
+        quorum
+            .wait_for_leader(Duration::from_secs(10))
+            .await
+            .expect("a single voter elects itself");
+        quorum
+    }
+
+    /// A node restarted on data written before the quorum existed keeps its topics: the old file is
+    /// imported once, then renamed, and the imported state survives a restart of the quorum.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn single_node_metadata_log_is_imported_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let topic_id = uuid::Uuid::new_v4();
+        {
+            let (mut log, _) = MetadataLog::open(dir.path()).expect("legacy log");
+            log.append(&[
+                MetadataRecord::Topic {
+                    name: "legacy".into(),
+                    topic_id,
+                },
+                MetadataRecord::Partition {
+                    topic_id,
+                    partition: 0,
+                    replicas: vec![7],
+                    isr: vec![7],
+                    leader: 7,
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                },
+            ])
+            .expect("append");
+        }
+        {
+            let quorum = single_voter(dir.path()).await;
+            quorum.import_legacy_log(dir.path()).await.expect("import");
+            assert!(!dir.path().join(METADATA_LOG_FILE).exists());
+            assert!(dir
+                .path()
+                .join(format!("{METADATA_LOG_FILE}.imported"))
+                .exists());
+            let topic = quorum
+                .image()
+                .topic("legacy")
+                .cloned()
+                .expect("imported topic");
+            assert_eq!((topic.topic_id, topic.partitions.len()), (topic_id, 1));
+            // Nothing left to import.
+            let offset = quorum.image().metadata_offset;
+            quorum.import_legacy_log(dir.path()).await.expect("no-op");
+            assert_eq!(quorum.image().metadata_offset, offset);
+            quorum.shutdown().await;
+        }
+        let quorum = single_voter(dir.path()).await;
+        quorum.image_for_update().await.expect("leader");
+        assert_eq!(
+            quorum.image().topic("legacy").map(|t| t.topic_id),
+            Some(topic_id)
+        );
+        quorum.shutdown().await;
     }
 }
