@@ -530,6 +530,7 @@ mod tests {
             cluster_id: "test".into(),
             controller: Arc::new(controller),
             controller_channel: crate::controller::channel::ControllerChannel::new(quorum.clone()),
+            lifecycle_channel: crate::controller::channel::ControllerChannel::new(quorum.clone()),
             lifecycle: crate::cluster::lifecycle::BrokerLifecycle::new(Vec::new()),
             quorum,
             replicas: Arc::new(crate::replica::ReplicaManager::new(0, config)),

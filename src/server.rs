@@ -62,6 +62,9 @@ pub struct Broker {
     pub lifecycle: BrokerLifecycle,
     /// Requests to the active controller when it runs on another node.
     pub controller_channel: ControllerChannel,
+    /// Registration and heartbeats go on their own connection, as in Kafka: they must never wait
+    /// behind a slow admin request, or a healthy broker's session would expire.
+    pub lifecycle_channel: ControllerChannel,
     pub replicas: Arc<ReplicaManager>,
     /// Committed offsets and the groups they belong to (replayed from `__consumer_offsets`).
     pub groups: GroupCoordinator,
@@ -316,7 +319,8 @@ struct ImagePublisher {
     broker_configs: Arc<std::sync::Mutex<Option<BrokerConfigs>>>,
 }
 
-type BrokerConfigs = BTreeMap<String, BTreeMap<String, String>>;
+/// The dynamic broker configuration, with the image version it came from.
+type BrokerConfigs = (u64, BTreeMap<String, BTreeMap<String, String>>);
 
 impl ImagePublisher {
     /// Blocking (it opens and deletes partition logs). Images older than one already published are
@@ -326,8 +330,16 @@ impl ImagePublisher {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        if published.as_ref() != Some(&image.broker_configs) {
-            *published = Some(image.broker_configs.clone());
+        // The controller path and the publisher task may race: an image older than the one already
+        // published must not bring back an older configuration.
+        let newer = published
+            .as_ref()
+            .is_none_or(|(version, _)| image.last_applied > *version);
+        let changed = published.as_ref().map(|(_, c)| c) != Some(&image.broker_configs);
+        if newer {
+            *published = Some((image.last_applied, image.broker_configs.clone()));
+        }
+        if newer && changed {
             let config = Arc::new(effective_config(&self.base, image, self.node_id));
             self.replicas.set_broker_config(config.clone());
             match self.effective.write() {
@@ -512,6 +524,7 @@ pub async fn run(
         controller,
         quorum: quorum.clone(),
         controller_channel: ControllerChannel::new(quorum.clone()),
+        lifecycle_channel: ControllerChannel::new(quorum.clone()),
         replicas: replicas.clone(),
         groups: GroupCoordinator::default(),
         membership: ClassicGroups::new(group_settings(&config)),

@@ -6,7 +6,7 @@
 //! When this node is itself the active controller the requests are decided locally; otherwise they go to
 //! the controller's listener as BrokerRegistration and BrokerHeartbeat requests.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +27,9 @@ pub struct BrokerLifecycle {
     incarnation_id: Uuid,
     endpoints: Vec<BrokerEndpoint>,
     epoch: AtomicI64,
+    /// Set when the controlled shutdown begins: from then on only shutdown heartbeats are sent, so a
+    /// late regular one cannot ask the controller to unfence this broker again.
+    shutting_down: AtomicBool,
 }
 
 impl BrokerLifecycle {
@@ -36,6 +39,7 @@ impl BrokerLifecycle {
             incarnation_id: Uuid::new_v4(),
             endpoints,
             epoch: AtomicI64::new(-1),
+            shutting_down: AtomicBool::new(false),
         }
     }
 
@@ -82,6 +86,9 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
         }
+        if broker.lifecycle.shutting_down.load(Ordering::Acquire) {
+            return;
+        }
         if broker.lifecycle.epoch() < 0 {
             if let Err(e) = register(&broker).await {
                 tracing::warn!(error = %e, "broker registration failed; retrying");
@@ -107,6 +114,10 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
 /// A clean stop: asks the controller to fence this broker and move its leaderships, waiting up to
 /// `timeout` (a broker that cannot reach the controller simply stops and is fenced by session expiry).
 pub async fn controlled_shutdown(broker: &Broker, timeout: Duration) {
+    broker
+        .lifecycle
+        .shutting_down
+        .store(true, Ordering::Release);
     if broker.lifecycle.epoch() < 0 {
         return;
     }
@@ -128,7 +139,7 @@ pub async fn controlled_shutdown(broker: &Broker, timeout: Duration) {
 
 async fn register(broker: &Broker) -> Result<i64, ControllerError> {
     let lifecycle = &broker.lifecycle;
-    let epoch = if broker.controller_channel.remote_controller().is_none() {
+    let epoch = if broker.lifecycle_channel.remote_controller().is_none() {
         let input = BrokerRegistrationInput {
             broker_id: broker.node_id,
             incarnation_id: lifecycle.incarnation_id,
@@ -185,7 +196,7 @@ async fn heartbeat(
         want_fence: false,
         want_shut_down,
     };
-    if broker.controller_channel.remote_controller().is_none() {
+    if broker.lifecycle_channel.remote_controller().is_none() {
         return broker
             .with_controller(move |c| c.broker_heartbeat(input))
             .await;

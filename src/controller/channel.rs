@@ -92,6 +92,13 @@ impl ControllerChannel {
         out.put_i32(frame.len() as i32);
         out.put_slice(frame);
         let response = self.exchange(out.freeze()).await?;
+        // The request header starts with key, version and then the correlation id; the response with it.
+        if frame.get(4..8) != response.get(..4) {
+            *self.connection.lock().await = None;
+            return Err(ChannelError::Codec(
+                "the controller's response does not match the forwarded request".into(),
+            ));
+        }
         let mut framed = BytesMut::with_capacity(response.len() + 4);
         framed.put_i32(response.len() as i32);
         framed.put_slice(&response);
@@ -148,22 +155,23 @@ impl ControllerChannel {
             source,
         };
         let mut guard = self.connection.lock().await;
+        // The connection is taken out for the exchange and put back only after a whole response was
+        // read: if the caller gives up half-way (a timeout, a dropped future), the stream is dropped with
+        // it instead of handing the unread response to the next request.
+        let reusable = guard.take().filter(|(connected, _, _)| *connected == node);
         let attempt = async {
-            if guard
-                .as_ref()
-                .is_none_or(|(connected, _, _)| *connected != node)
-            {
-                let stream = TcpStream::connect(&address).await.map_err(io)?;
-                stream.set_nodelay(true).map_err(io)?;
-                let (read, write) = stream.into_split();
-                *guard = Some((node, BufReader::new(read), write));
-            }
-            let Some((_, reader, writer)) = guard.as_mut() else {
-                return Err(ChannelError::NoController);
+            let (_, mut reader, mut writer) = match reusable {
+                Some(connection) => connection,
+                None => {
+                    let stream = TcpStream::connect(&address).await.map_err(io)?;
+                    stream.set_nodelay(true).map_err(io)?;
+                    let (read, write) = stream.into_split();
+                    (node, BufReader::new(read), write)
+                }
             };
             writer.write_all(&request).await.map_err(io)?;
-            match read_frame(reader, MAX_RESPONSE).await {
-                Ok(Some(frame)) => Ok(frame),
+            match read_frame(&mut reader, MAX_RESPONSE).await {
+                Ok(Some(frame)) => Ok((frame, (node, reader, writer))),
                 Ok(None) => Err(io(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     "the controller closed the connection",
@@ -171,13 +179,13 @@ impl ControllerChannel {
                 Err(e) => Err(io(std::io::Error::new(std::io::ErrorKind::InvalidData, e))),
             }
         };
-        let result = match tokio::time::timeout(EXCHANGE_TIMEOUT, attempt).await {
-            Ok(result) => result,
+        match tokio::time::timeout(EXCHANGE_TIMEOUT, attempt).await {
+            Ok(Ok((frame, connection))) => {
+                *guard = Some(connection);
+                Ok(frame)
+            }
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(ChannelError::Timeout { node }),
-        };
-        if result.is_err() {
-            *guard = None;
         }
-        result
     }
 }

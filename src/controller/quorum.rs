@@ -25,6 +25,9 @@ use crate::metadata::{
 };
 use crate::metadata::{MetadataLog, METADATA_LOG_FILE};
 
+/// Records per Raft entry when importing a single-node metadata log.
+const IMPORT_CHUNK: usize = 1000;
+
 /// Name of the metadata log's directory inside the first log dir (Kafka's name for it).
 pub const METADATA_DIR: &str = "__cluster_metadata-0";
 
@@ -76,8 +79,13 @@ impl MetadataQuorum {
             cluster_name: "kavka-metadata".into(),
             election_timeout_min: election_ms,
             election_timeout_max: election_ms * 2,
-            // Well under the election timeout, so a live leader is never deposed on a busy machine.
-            heartbeat_interval: (election_ms / 5).max(5),
+            // Under a third of the election timeout, so a few slow heartbeats do not depose a live
+            // leader; openraft also uses it as the AppendEntries timeout, which includes the follower's
+            // fsync.
+            heartbeat_interval: (election_ms * 3 / 10).max(5),
+            // Few entries per AppendEntries: an entry can be large (a CreateTopics of thousands of
+            // partitions), and one RPC must stay well inside a frame.
+            max_payload_entries: 16,
             install_snapshot_timeout: 10_000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
             max_in_snapshot_log_to_keep: 100,
@@ -163,14 +171,21 @@ impl MetadataQuorum {
             let m = metrics.borrow();
             (m.current_leader == Some(self.node_id), m.current_term)
         };
-        if is_leader && self.verified_term.load(Ordering::Acquire) == term {
-            return Ok(self.image());
+        if !(is_leader && self.verified_term.load(Ordering::Acquire) == term) {
+            self.raft.ensure_linearizable().await.map_err(|e| match e {
+                RaftError::APIError(e) => not_controller(e.to_string()),
+                RaftError::Fatal(e) => stopped(e.to_string()),
+            })?;
+            self.verified_term.store(term, Ordering::Release);
         }
-        self.raft.ensure_linearizable().await.map_err(|e| match e {
-            RaftError::APIError(e) => not_controller(e.to_string()),
-            RaftError::Fatal(e) => stopped(e.to_string()),
-        })?;
-        self.verified_term.store(term, Ordering::Release);
+        // An entry of this term may still be in flight (a write whose caller timed out): decide only once
+        // everything in this leader's log is applied, or a retried request would be decided twice.
+        let last_log_index = self.raft.metrics().borrow().last_log_index;
+        self.raft
+            .wait(None)
+            .applied_index_at_least(last_log_index, "decide on the whole log")
+            .await
+            .map_err(|e| stopped(e.to_string()))?;
         Ok(self.image())
     }
 
@@ -203,9 +218,11 @@ impl MetadataQuorum {
     }
 
     /// Carries a pre-Raft `__cluster_metadata.log` (Kavka's single-node metadata file) in `dir` into the
-    /// quorum once, then renames it `.imported`. Re-importing after a crash between the two steps is
-    /// harmless: every record sets state, so replaying the same sequence again yields the same image, and
-    /// nothing else was written in between (the broker serves nobody before this finishes).
+    /// quorum once, then renames it `.imported`. Only the active controller imports; such a file belongs to
+    /// a single node, which is its own quorum's only voter. Re-importing after a crash between the two
+    /// steps is harmless: every record sets state, so replaying the same sequence yields the same image,
+    /// and on a single voter nothing else is written in between (this runs before the broker registers
+    /// or serves clients).
     pub async fn import_legacy_log(&self, dir: &Path) -> Result<(), QuorumError> {
         let legacy = dir.join(METADATA_LOG_FILE);
         if !legacy.exists() {
@@ -215,10 +232,16 @@ impl MetadataQuorum {
             path: legacy.display().to_string(),
             message,
         };
+        if self.leader() != Some(self.node_id) {
+            return Err(failed(
+                "only the active controller imports it; start this node alone (without controller.quorum.voters) first".into(),
+            ));
+        }
         let (_, records) = MetadataLog::open(dir).map_err(|e| failed(e.to_string()))?;
         let count = records.len();
-        if count > 0 {
-            self.commit(records)
+        // In bounded entries: one Raft entry must fit in one RPC frame.
+        for chunk in records.chunks(IMPORT_CHUNK) {
+            self.commit(chunk.to_vec())
                 .await
                 .map_err(|e| failed(e.to_string()))?;
         }

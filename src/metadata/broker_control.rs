@@ -63,12 +63,21 @@ impl Controller {
                 )));
             }
         }
-        let image = self.journal.commit(vec![MetadataRecord::RegisterBroker {
+        // A new incarnation replaces one that was still unfenced (it crashed and came back within its
+        // session, or this controller has no session for it): its leaderships move first, so the new
+        // process takes them back only through an election that bumps the leader epoch, and clients
+        // notice the restart (its log may have lost an unflushed tail).
+        let mut records = match image.brokers.get(&request.broker_id) {
+            Some(existing) if !existing.fenced => leadership_moves_off(&image, request.broker_id),
+            _ => Vec::new(),
+        };
+        records.push(MetadataRecord::RegisterBroker {
             broker_id: request.broker_id,
             incarnation_id: request.incarnation_id,
             endpoints: request.endpoints,
             rack: request.rack,
-        }])?;
+        });
+        let image = self.journal.commit(records)?;
         self.touch(request.broker_id);
         let epoch = image
             .brokers
@@ -126,7 +135,9 @@ impl Controller {
                 should_shut_down: heartbeat.want_shut_down,
             });
         }
-        if registration.fenced && caught_up {
+        // A broker that began a controlled shutdown stays fenced until it registers again (a new
+        // incarnation): a heartbeat that was in flight when it asked to stop must not undo that.
+        if registration.fenced && caught_up && !registration.in_controlled_shutdown {
             let mut records = vec![MetadataRecord::BrokerRegistrationChange {
                 broker_id: id,
                 broker_epoch: epoch,
@@ -298,5 +309,238 @@ fn partition_change(
         isr,
         leader,
         partition_epoch: p.partition_epoch + 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use kafka_protocol::error::ResponseError;
+
+    use super::*;
+    use crate::metadata::controller::{NewTopic, TopicDefaults};
+    use crate::metadata::test_journal::FileJournal;
+
+    const SESSION: Duration = Duration::from_secs(30);
+
+    fn controller(dir: &std::path::Path) -> Controller {
+        Controller::new(
+            1,
+            TopicDefaults {
+                num_partitions: 1,
+                replication_factor: 1,
+                delete_topic_enable: true,
+            },
+            Arc::new(FileJournal::open(dir)),
+        )
+    }
+
+    fn registration(id: i32) -> BrokerRegistrationInput {
+        BrokerRegistrationInput {
+            broker_id: id,
+            incarnation_id: Uuid::new_v4(),
+            endpoints: vec![BrokerEndpoint {
+                name: "PLAINTEXT".into(),
+                host: "127.0.0.1".into(),
+                port: 9000 + id as u16,
+                security_protocol: 0,
+            }],
+            rack: None,
+        }
+    }
+
+    fn heartbeat(id: i32, epoch: i64, offset: i64) -> BrokerHeartbeatInput {
+        BrokerHeartbeatInput {
+            broker_id: id,
+            broker_epoch: epoch,
+            metadata_offset: offset,
+            want_fence: false,
+            want_shut_down: false,
+        }
+    }
+
+    /// Registers and unfences brokers 1..=n; returns their epochs.
+    fn live_cluster(c: &Controller, n: i32) -> Vec<i64> {
+        (1..=n)
+            .map(|id| {
+                let epoch = c
+                    .register_broker(registration(id), SESSION)
+                    .expect("register");
+                let reply = c
+                    .broker_heartbeat(heartbeat(id, epoch, i64::MAX))
+                    .expect("heartbeat");
+                assert!(!reply.is_fenced, "broker {id} unfenced once caught up");
+                epoch
+            })
+            .collect()
+    }
+
+    fn topic(c: &Controller, name: &str, assignments: Vec<Vec<i32>>) {
+        c.create_topic(
+            &NewTopic {
+                name: name.into(),
+                num_partitions: -1,
+                replication_factor: -1,
+                assignments,
+                configs: BTreeMap::new(),
+            },
+            false,
+        )
+        .expect("create topic");
+    }
+
+    #[test]
+    fn a_broker_is_unfenced_only_once_caught_up_with_its_registration() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = controller(dir.path());
+        let reg = registration(1);
+        let epoch = c.register_broker(reg.clone(), SESSION).expect("register");
+        assert!(c.image().brokers[&1].fenced);
+        // A retry of the same incarnation gets the same epoch and writes nothing.
+        let offset = c.image().metadata_offset;
+        assert_eq!(c.register_broker(reg, SESSION).expect("retry"), epoch);
+        assert_eq!(c.image().metadata_offset, offset);
+        let behind = c
+            .broker_heartbeat(heartbeat(1, epoch, epoch - 1))
+            .expect("heartbeat");
+        assert!(behind.is_fenced && !behind.is_caught_up);
+        let caught_up = c
+            .broker_heartbeat(heartbeat(1, epoch, epoch))
+            .expect("heartbeat");
+        assert!(!caught_up.is_fenced && caught_up.is_caught_up);
+        assert_eq!(c.image().live_brokers().count(), 1);
+    }
+
+    #[test]
+    fn heartbeats_with_a_wrong_epoch_or_unknown_id_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = controller(dir.path());
+        let epoch = c
+            .register_broker(registration(1), SESSION)
+            .expect("register");
+        let stale = c
+            .broker_heartbeat(heartbeat(1, epoch - 1, epoch))
+            .unwrap_err();
+        assert_eq!(stale.code(), ResponseError::StaleBrokerEpoch.code());
+        let unknown = c.broker_heartbeat(heartbeat(9, epoch, epoch)).unwrap_err();
+        assert_eq!(unknown.code(), ResponseError::BrokerIdNotRegistered.code());
+    }
+
+    #[test]
+    fn another_incarnation_of_a_live_broker_is_a_duplicate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = controller(dir.path());
+        live_cluster(&c, 1);
+        let err = c.register_broker(registration(1), SESSION).unwrap_err();
+        assert_eq!(
+            err.code(),
+            ResponseError::DuplicateBrokerRegistration.code()
+        );
+    }
+
+    #[test]
+    fn controlled_shutdown_moves_leadership_and_stays_fenced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = controller(dir.path());
+        let epochs = live_cluster(&c, 2);
+        topic(&c, "t", vec![vec![1, 2]]);
+        // Both replicas in sync (as the ISR will be once followers replicate).
+        let p = c.image().topic("t").expect("t").partitions[0].clone();
+        let topic_id = c.image().topic("t").expect("t").topic_id;
+        c.journal
+            .commit(vec![MetadataRecord::Partition {
+                topic_id,
+                partition: 0,
+                replicas: vec![1, 2],
+                isr: vec![1, 2],
+                leader: 1,
+                leader_epoch: p.leader_epoch,
+                partition_epoch: p.partition_epoch + 1,
+            }])
+            .expect("isr");
+        let reply = c
+            .broker_heartbeat(BrokerHeartbeatInput {
+                want_shut_down: true,
+                ..heartbeat(1, epochs[0], i64::MAX)
+            })
+            .expect("shutdown heartbeat");
+        assert!(reply.is_fenced && reply.should_shut_down);
+        let after = c.image().topic("t").expect("t").partitions[0].clone();
+        assert_eq!((after.leader, after.isr.clone()), (2, vec![2]));
+        assert_eq!(after.leader_epoch, p.leader_epoch + 1);
+        // A regular heartbeat that was in flight does not unfence it.
+        let late = c
+            .broker_heartbeat(heartbeat(1, epochs[0], i64::MAX))
+            .expect("late heartbeat");
+        assert!(late.is_fenced);
+        assert!(c.image().brokers[&1].fenced);
+    }
+
+    #[test]
+    fn an_expired_session_fences_and_the_last_in_sync_replica_keeps_its_claim() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = controller(dir.path());
+        let epochs = live_cluster(&c, 2);
+        topic(&c, "t", vec![vec![2]]);
+        let before = c.image().topic("t").expect("t").partitions[0].clone();
+        let session = Duration::from_millis(50);
+        // The first check after a pause gives everyone a fresh session.
+        assert!(c.fence_expired_brokers(session).expect("check").is_empty());
+        // Checked often, as the scheduler does; broker 1 keeps heartbeating, broker 2 is silent.
+        let started = std::time::Instant::now();
+        let fenced = loop {
+            std::thread::sleep(Duration::from_millis(5));
+            c.broker_heartbeat(heartbeat(1, epochs[0], i64::MAX))
+                .expect("1 is alive");
+            let fenced = c.fence_expired_brokers(session).expect("check");
+            if !fenced.is_empty() || started.elapsed() > Duration::from_secs(2) {
+                break fenced;
+            }
+        };
+        assert_eq!(fenced, vec![2]);
+        assert!(
+            started.elapsed() >= session,
+            "fenced only after its session"
+        );
+        let fenced = c.image().topic("t").expect("t").partitions[0].clone();
+        assert_eq!(
+            (fenced.leader, fenced.isr.clone()),
+            (-1, vec![2]),
+            "no unclean election"
+        );
+        // Back: it leads again, under a new epoch.
+        let epoch = c
+            .register_broker(registration(2), SESSION)
+            .expect("re-register");
+        c.broker_heartbeat(heartbeat(2, epoch, i64::MAX))
+            .expect("heartbeat");
+        let back = c.image().topic("t").expect("t").partitions[0].clone();
+        assert_eq!(back.leader, 2);
+        assert_eq!(back.leader_epoch, before.leader_epoch + 2);
+    }
+
+    #[test]
+    fn a_restarted_incarnation_takes_its_partitions_back_under_a_new_epoch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dir_path = dir.path().to_path_buf();
+        {
+            let c = controller(&dir_path);
+            live_cluster(&c, 1);
+            topic(&c, "t", vec![vec![1]]);
+        }
+        // A new controller process (no sessions known) sees a new incarnation of broker 1.
+        let c = controller(&dir_path);
+        let before = c.image().topic("t").expect("t").partitions[0].clone();
+        let epoch = c
+            .register_broker(registration(1), SESSION)
+            .expect("re-register");
+        assert_eq!(c.image().topic("t").expect("t").partitions[0].leader, -1);
+        c.broker_heartbeat(heartbeat(1, epoch, i64::MAX))
+            .expect("heartbeat");
+        let after = c.image().topic("t").expect("t").partitions[0].clone();
+        assert_eq!(after.leader, 1);
+        assert_eq!(after.leader_epoch, before.leader_epoch + 2);
     }
 }

@@ -592,65 +592,29 @@ mod tests {
 
     use std::path::Path;
 
-    use crate::metadata::MetadataLog;
-
-    /// A journal on the single-node metadata file: durable across reopen, which is what these tests of
-    /// the controller's decisions need (the quorum has tests of its own).
-    struct FileJournal(Mutex<(MetadataLog, MetadataImage)>);
-
-    impl FileJournal {
-        fn open(dir: &Path) -> FileJournal {
-            let (log, records) = MetadataLog::open(dir).expect("open log");
-            let mut image = MetadataImage::default();
-            for record in &records {
-                image.apply(record);
-            }
-            FileJournal(Mutex::new((log, image)))
-        }
-    }
-
-    impl MetadataJournal for FileJournal {
-        fn image_for_update(&self) -> Result<Arc<MetadataImage>, ControllerError> {
-            Ok(self.latest())
-        }
-
-        fn commit(
-            &self,
-            records: Vec<MetadataRecord>,
-        ) -> Result<Arc<MetadataImage>, ControllerError> {
-            let mut guard = self.0.lock().expect("journal lock");
-            guard.0.append(&records)?;
-            for record in &records {
-                guard.1.apply(record);
-            }
-            Ok(Arc::new(guard.1.clone()))
-        }
-
-        fn latest(&self) -> Arc<MetadataImage> {
-            Arc::new(self.0.lock().expect("journal lock").1.clone())
-        }
-    }
+    use crate::metadata::test_journal::FileJournal;
 
     /// A controller whose cluster has one live broker, node 0.
     fn controller(dir: &Path) -> Controller {
         let journal = FileJournal::open(dir);
         if journal.latest().brokers.is_empty() {
-            journal
-                .commit(vec![
-                    MetadataRecord::RegisterBroker {
-                        broker_id: 0,
-                        incarnation_id: Uuid::new_v4(),
-                        endpoints: Vec::new(),
-                        rack: None,
-                    },
-                    MetadataRecord::BrokerRegistrationChange {
-                        broker_id: 0,
-                        broker_epoch: 0,
-                        fenced: Some(false),
-                        in_controlled_shutdown: None,
-                    },
-                ])
+            let image = journal
+                .commit(vec![MetadataRecord::RegisterBroker {
+                    broker_id: 0,
+                    incarnation_id: Uuid::new_v4(),
+                    endpoints: Vec::new(),
+                    rack: None,
+                }])
                 .expect("register broker 0");
+            let epoch = image.brokers[&0].epoch;
+            journal
+                .commit(vec![MetadataRecord::BrokerRegistrationChange {
+                    broker_id: 0,
+                    broker_epoch: epoch,
+                    fenced: Some(false),
+                    in_controlled_shutdown: None,
+                }])
+                .expect("unfence broker 0");
         }
         Controller::new(
             0,

@@ -9,6 +9,8 @@ mod controller;
 mod image;
 mod log;
 mod records;
+#[cfg(test)]
+mod test_journal;
 
 use std::path::{Path, PathBuf};
 

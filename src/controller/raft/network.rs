@@ -32,6 +32,8 @@ pub const RAFT_RPC_API_KEY: i16 = 10_000;
 /// Largest Raft RPC frame read, either way: a snapshot chunk (openraft's default 3 MiB) or a batch of
 /// metadata entries, JSON-encoded, with room to spare.
 pub const MAX_RAFT_FRAME: usize = 64 * 1024 * 1024;
+/// Largest metadata snapshot a controller accepts.
+pub const MAX_SNAPSHOT_BYTES: u64 = 1 << 30;
 /// Bytes of the request header v1 that precedes the body: key, version, correlation id, null client id.
 const REQUEST_HEADER_LEN: usize = 10;
 
@@ -109,6 +111,18 @@ pub async fn serve_rpc(
                 RaftRpcReply::AppendEntries(raft.append_entries(rpc).await)
             }
             RaftRpc::Vote(rpc) => RaftRpcReply::Vote(raft.vote(rpc).await),
+            // openraft writes a chunk at its offset into an in-memory buffer: a far offset would
+            // allocate without bound.
+            RaftRpc::InstallSnapshot(rpc)
+                if rpc.offset.saturating_add(rpc.data.len() as u64) > MAX_SNAPSHOT_BYTES =>
+            {
+                RaftRpcReply::Malformed {
+                    reason: format!(
+                        "snapshot chunk at offset {} exceeds the {MAX_SNAPSHOT_BYTES}-byte limit",
+                        rpc.offset
+                    ),
+                }
+            }
             RaftRpc::InstallSnapshot(rpc) => {
                 RaftRpcReply::InstallSnapshot(raft.install_snapshot(rpc).await)
             }
