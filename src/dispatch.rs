@@ -18,6 +18,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 0, 13),
     (ApiKey::Fetch, 4, 17),
     (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::Metadata, 0, 13),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
@@ -228,6 +229,9 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
         RequestKind::ApiVersions(req) => {
             ResponseKind::ApiVersions(handlers::api_versions::handle(broker, &ctx, req))
         }
+        RequestKind::OffsetForLeaderEpoch(req) => ResponseKind::OffsetForLeaderEpoch(
+            handlers::offset_for_leader_epoch::handle(broker, req).await,
+        ),
         RequestKind::Metadata(req) => {
             ResponseKind::Metadata(handlers::metadata::handle(broker, &ctx, req).await)
         }
@@ -391,6 +395,9 @@ mod tests {
             ApiKey::Produce => RequestKind::Produce(ProduceRequest::default().with_acks(1)),
             ApiKey::Fetch => RequestKind::Fetch(FetchRequest::default()),
             ApiKey::ListOffsets => RequestKind::ListOffsets(ListOffsetsRequest::default()),
+            ApiKey::OffsetForLeaderEpoch => RequestKind::OffsetForLeaderEpoch(
+                kafka_protocol::messages::OffsetForLeaderEpochRequest::default(),
+            ),
             ApiKey::Metadata => RequestKind::Metadata(MetadataRequest::default()),
             ApiKey::ApiVersions => RequestKind::ApiVersions(
                 ApiVersionsRequest::default()

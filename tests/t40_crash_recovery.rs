@@ -123,3 +123,86 @@ async fn acknowledged_records_survive_kill9() {
         );
     }
 }
+
+/// OffsetForLeaderEpoch (KIP-320) after a restart: the restart moved leadership away and back, so the
+/// epoch under which the first records were written ends where the new epoch began, and the current epoch
+/// ends at the log end; a client holding an old epoch is told FENCED_LEADER_EPOCH.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_for_leader_epoch_marks_where_each_epoch_ends() {
+    use common::RawConn;
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    use kafka_protocol::messages::{OffsetForLeaderEpochRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    let mut broker = Broker::start();
+    let topic = topic_name("epochs");
+    create_topic(&broker, &topic, 1).await;
+    let send = |producer: &rdkafka::producer::FutureProducer, n: usize| {
+        let producer = producer.clone();
+        let topic = topic.clone();
+        async move {
+            for i in 0..n {
+                producer
+                    .send(
+                        FutureRecord::<(), str>::to(&topic)
+                            .partition(0)
+                            .payload(&format!("r{i}")),
+                        Duration::from_secs(10),
+                    )
+                    .await
+                    .expect("produce");
+            }
+        }
+    };
+    send(&producer(&broker, &[]), 3).await;
+    broker.kill9();
+    broker.restart();
+    send(&producer(&broker, &[]), 2).await;
+
+    let query = |conn: &mut RawConn, current: i32, epoch: i32| {
+        let request = OffsetForLeaderEpochRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_topics(vec![OffsetForLeaderTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.clone())))
+                .with_partitions(vec![OffsetForLeaderPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(current)
+                    .with_leader_epoch(epoch)])]);
+        let response = conn.request(4, &request).expect("OffsetForLeaderEpoch");
+        let p = &response.topics[0].partitions[0];
+        (p.error_code, p.leader_epoch, p.end_offset)
+    };
+    let mut conn = RawConn::connect(&broker);
+    // The current epoch, as the Metadata response gives it to clients.
+    let metadata = conn
+        .request(
+            12,
+            &kafka_protocol::messages::MetadataRequest::default().with_topics(None),
+        )
+        .expect("Metadata");
+    let current = metadata
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.as_str()) == Some(topic.as_str()))
+        .expect("topic")
+        .partitions[0]
+        .leader_epoch;
+    assert!(
+        current >= 2,
+        "leadership moved away and back on restart: epoch {current}"
+    );
+    // Beyond every known epoch: undefined, as in Kafka.
+    assert_eq!(query(&mut conn, -1, current + 1), (0, -1, -1));
+    let (code, epoch, end) = query(&mut conn, current, 0);
+    assert_eq!(
+        (code, epoch, end),
+        (0, 0, 3),
+        "epoch 0 ends where the next began"
+    );
+    let (code, latest, end) = query(&mut conn, current, current);
+    assert_eq!((code, latest, end), (0, current, 5));
+    let (code, _, _) = query(&mut conn, current - 1, 0);
+    assert_eq!(code, 74, "FENCED_LEADER_EPOCH for a stale current epoch");
+}

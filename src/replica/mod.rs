@@ -164,7 +164,11 @@ impl ReplicaManager {
                 }
                 let key = (topic.name.clone(), p.partition);
                 if let Some(existing) = self.read_map().get(&key) {
-                    existing.set_leadership(p.leader == self.node_id, p.leader_epoch);
+                    let leads = p.leader == self.node_id;
+                    if leads && p.leader_epoch != existing.leader_epoch() {
+                        record_epoch_start(existing, p.leader_epoch);
+                    }
+                    existing.set_leadership(leads, p.leader_epoch);
                     existing
                         .log()
                         .update_config(log_config(topic, &broker_config));
@@ -190,6 +194,9 @@ impl ReplicaManager {
                     p.leader_epoch,
                     p.leader == self.node_id,
                 );
+                if p.leader == self.node_id {
+                    record_epoch_start(&partition, p.leader_epoch);
+                }
                 self.write_map().insert(key, Arc::new(partition));
             }
         }
@@ -343,5 +350,12 @@ pub fn log_config(topic: &TopicImage, broker: &BrokerConfig) -> LogConfig {
         min_compaction_lag_ms: c.min_compaction_lag_ms,
         max_compaction_lag_ms: c.max_compaction_lag_ms,
         min_cleanable_dirty_ratio: c.min_cleanable_dirty_ratio,
+    }
+}
+
+/// Records a new leader epoch's start; a failure only weakens answers about older epochs, so it is logged.
+fn record_epoch_start(partition: &Partition, epoch: i32) {
+    if let Err(e) = partition.record_leader_epoch_start(epoch) {
+        tracing::warn!(topic = %partition.topic, partition = partition.index, epoch, error = %e, "cannot record the start of a leader epoch");
     }
 }

@@ -53,6 +53,18 @@ impl Partition {
         self.is_leader.store(is_leader, Ordering::Release);
     }
 
+    /// When the metadata makes this node the leader at `epoch`: records that the epoch starts at the
+    /// log end, before any batch of it arrives, so OffsetForLeaderEpoch for the previous epoch answers
+    /// where that one ended. An epoch not newer than the log's latest is left alone.
+    pub fn record_leader_epoch_start(&self, epoch: i32) -> Result<(), StorageError> {
+        let latest = self.log.leader_epochs().last().map(|(e, _)| *e);
+        if epoch < 0 || latest.is_some_and(|l| l >= epoch) {
+            return Ok(());
+        }
+        self.log
+            .assign_leader_epoch(epoch, self.log.log_end_offset())
+    }
+
     pub fn is_leader(&self) -> bool {
         self.is_leader.load(Ordering::Acquire)
     }
