@@ -11,7 +11,9 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use common::{topic_name, Broker, RawConn};
-use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse, ProduceRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -233,6 +235,45 @@ async fn quorum_replicates_metadata_and_survives_the_loss_of_its_leader() {
             );
         }
     }
+
+    // A broker that does not lead a partition says so and names the leader (KIP-951).
+    let m = metadata(&cluster.nodes[0]).expect("metadata");
+    let t = m
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.as_str()) == Some(topic.as_str()))
+        .expect("topic");
+    let p = &t.partitions[0];
+    let (leader, epoch) = (p.leader_id.0, p.leader_epoch);
+    let other = (1..=3).find(|id| *id != leader).expect("another broker");
+    let mut conn = RawConn::connect(&cluster.nodes[(other - 1) as usize]);
+    let request = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.clone())))
+            .with_partition_data(
+                vec![PartitionProduceData::default().with_index(0)],
+            )]);
+    let response = conn.request(11, &request).expect("Produce");
+    let answer = &response.responses[0].partition_responses[0];
+    assert_eq!(answer.error_code, 6, "NOT_LEADER_OR_FOLLOWER: {answer:?}");
+    assert_eq!(
+        (
+            answer.current_leader.leader_id.0,
+            answer.current_leader.leader_epoch
+        ),
+        (leader, epoch)
+    );
+    let endpoint = response
+        .node_endpoints
+        .iter()
+        .find(|e| e.node_id.0 == leader)
+        .expect("the leader's endpoint");
+    assert_eq!(
+        endpoint.port,
+        i32::from(cluster.nodes[(leader - 1) as usize].port)
+    );
 
     // Records go to each partition's leader through any bootstrap server.
     let producer: FutureProducer = ClientConfig::new()

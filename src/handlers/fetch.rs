@@ -6,15 +6,19 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 
-use super::storage_error_code;
+use super::{leader_hints, storage_error_code};
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
 
 /// First Fetch version that names topics by id (KIP-516).
 const TOPIC_ID_VERSION: i16 = 13;
+/// First version with KIP-951 leader hints (current leader per partition, node endpoints).
+const LEADER_HINT_VERSION: i16 = 16;
 /// A long poll never outlives this, whatever the client asks (keeps connections responsive at shutdown).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 
@@ -43,9 +47,13 @@ pub async fn handle(
             read_once(broker, ctx.api_version, &request, max_bytes).await;
         let now = Instant::now();
         if bytes >= min_bytes || has_error || request.topics.is_empty() || now >= deadline {
-            return FetchResponse::default()
+            let mut response = FetchResponse::default()
                 .with_session_id(0)
                 .with_responses(responses);
+            if ctx.api_version >= LEADER_HINT_VERSION {
+                add_leader_hints(broker, ctx, &mut response);
+            }
+            return response;
         }
         tokio::select! {
             changed = appended.changed() => {
@@ -56,6 +64,44 @@ pub async fn handle(
             _ = tokio::time::sleep_until(deadline.into()) => {}
         }
     }
+}
+
+/// KIP-951: the current leader of each partition refused as not led here, and those leaders' endpoints.
+fn add_leader_hints(broker: &Broker, ctx: &RequestContext<'_>, response: &mut FetchResponse) {
+    let image = broker.image();
+    let mut leaders = std::collections::BTreeSet::new();
+    for topic in &mut response.responses {
+        let found = if ctx.api_version >= TOPIC_ID_VERSION {
+            image.topic_by_id(&topic.topic_id)
+        } else {
+            image.topic(topic.topic.as_str())
+        };
+        let Some(found) = found else { continue };
+        for p in &mut topic.partitions {
+            if !leader_hints::wants_hint(p.error_code) {
+                continue;
+            }
+            if let Some((leader, epoch)) =
+                leader_hints::current_leader(&image, found, p.partition_index)
+            {
+                p.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch);
+                leaders.insert(leader);
+            }
+        }
+    }
+    response.node_endpoints =
+        leader_hints::endpoints(&image, &leaders, &ctx.connection.listener_name)
+            .into_iter()
+            .map(|(id, host, port, rack)| {
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(id))
+                    .with_host(super::str_bytes(host))
+                    .with_port(port)
+                    .with_rack(rack.map(super::str_bytes))
+            })
+            .collect();
 }
 
 async fn read_once(

@@ -1,18 +1,22 @@
 //! Produce (key 0): appends each partition's record batch to the leader's log.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, TopicName};
 
 use kavka_config::TopicConfig;
 use kavka_storage::batch::{BatchHeader, Compression};
 
-use super::{now_ms, storage_error_code, str_bytes};
+use super::{leader_hints, now_ms, storage_error_code, str_bytes};
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
 
 /// First Produce version that names topics by id instead of name (KIP-516).
 const TOPIC_ID_VERSION: i16 = 13;
+/// First version with KIP-951 leader hints (current leader per partition, node endpoints).
+const LEADER_HINT_VERSION: i16 = 10;
 /// Clients may send zstd batches only from Produce v7 (KIP-110).
 const ZSTD_MIN_VERSION: i16 = 7;
 
@@ -239,5 +243,45 @@ pub async fn handle(
     if appended_any {
         broker.replicas.notify_appended();
     }
-    ProduceResponse::default().with_responses(responses)
+    let mut response = ProduceResponse::default().with_responses(responses);
+    if version >= LEADER_HINT_VERSION {
+        add_leader_hints(broker, ctx, &mut response);
+    }
+    response
+}
+
+/// KIP-951: the current leader of each partition refused as not led here, and those leaders' endpoints.
+fn add_leader_hints(broker: &Broker, ctx: &RequestContext<'_>, response: &mut ProduceResponse) {
+    let image = broker.image();
+    let mut leaders = std::collections::BTreeSet::new();
+    for topic in &mut response.responses {
+        let found = if ctx.api_version >= TOPIC_ID_VERSION {
+            image.topic_by_id(&topic.topic_id)
+        } else {
+            image.topic(topic.name.as_str())
+        };
+        let Some(found) = found else { continue };
+        for p in &mut topic.partition_responses {
+            if !leader_hints::wants_hint(p.error_code) {
+                continue;
+            }
+            if let Some((leader, epoch)) = leader_hints::current_leader(&image, found, p.index) {
+                p.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch);
+                leaders.insert(leader);
+            }
+        }
+    }
+    response.node_endpoints =
+        leader_hints::endpoints(&image, &leaders, &ctx.connection.listener_name)
+            .into_iter()
+            .map(|(id, host, port, rack)| {
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(id))
+                    .with_host(str_bytes(host))
+                    .with_port(port)
+                    .with_rack(rack.map(str_bytes))
+            })
+            .collect();
 }
