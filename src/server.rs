@@ -42,7 +42,7 @@ pub enum StartupError {
     LogDir { path: String, message: String },
     #[error("opening partition logs: {0}")]
     Storage(#[from] kavka_storage::StorageError),
-    #[error("{0}")]
+    #[error(transparent)]
     Listener(#[from] std::io::Error),
     #[error("metadata quorum: {0}")]
     Quorum(#[from] QuorumError),

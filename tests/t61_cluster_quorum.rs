@@ -25,6 +25,8 @@ const WAIT: Duration = Duration::from_secs(40);
 /// Every node's `meta.properties` carries it (what `kavka cluster up` writes for a local cluster).
 const CLUSTER_ID: &str = "kavkaTestClusterId0001";
 
+static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct Cluster {
     nodes: Vec<Broker>,
 }
@@ -42,8 +44,11 @@ fn free_ports(n: usize) -> Vec<u16> {
 
 impl Cluster {
     fn start(n: usize) -> Cluster {
-        let client_ports = free_ports(n);
-        let controller_ports = free_ports(n);
+        // The clusters of this file start one at a time, and each takes all its ports in one go: two
+        // clusters picking ports at once could be handed the same just-released port.
+        let _starting = STARTING.lock().unwrap_or_else(|p| p.into_inner());
+        let ports = free_ports(2 * n);
+        let (client_ports, controller_ports) = ports.split_at(n);
         let voters = controller_ports
             .iter()
             .enumerate()
