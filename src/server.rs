@@ -543,7 +543,17 @@ pub async fn run(
             shutdown_rx.clone(),
         )));
     }
-    await_metadata(&quorum, voters.len()).await;
+    let mut shutdown = std::pin::pin!(shutdown);
+    // A node that cannot reach a majority waits here; a stop request must still stop it.
+    tokio::select! {
+        _ = await_metadata(&quorum, voters.len()) => {}
+        _ = &mut shutdown => {
+            tracing::info!("stopped before the metadata quorum was reached");
+            let _ = shutdown_tx.send(true);
+            quorum.shutdown().await;
+            return Ok(());
+        }
+    }
     quorum.import_legacy_log(&first_dir).await?;
     {
         let publisher = broker.publisher();
@@ -674,6 +684,7 @@ async fn await_metadata(quorum: &MetadataQuorum, voters: usize) {
                 if quorum.image_for_update().await.is_ok() {
                     break;
                 }
+                tokio::time::sleep(Duration::from_millis(500)).await;
             } else {
                 let target = quorum.raft().metrics().borrow().last_log_index.unwrap_or(0);
                 let _ = quorum
