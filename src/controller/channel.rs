@@ -13,13 +13,11 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
+use super::connection::FramedConnection;
 use super::quorum::MetadataQuorum;
 use super::raft::ControllerNode;
-use crate::network::read_frame;
 
 /// Largest response read from the controller.
 const MAX_RESPONSE: usize = 100 * 1024 * 1024;
@@ -46,16 +44,11 @@ pub enum ChannelError {
     Codec(String),
 }
 
-type Connection = (
-    u64,
-    BufReader<tokio::net::tcp::OwnedReadHalf>,
-    tokio::net::tcp::OwnedWriteHalf,
-);
-
 /// A broker's connection to the active controller; one exchange at a time (admin traffic is light).
 pub struct ControllerChannel {
     quorum: Arc<MetadataQuorum>,
-    connection: Mutex<Option<Connection>>,
+    /// The connection and the controller node it goes to.
+    connection: Mutex<Option<(u64, FramedConnection)>>,
     correlation: AtomicI32,
 }
 
@@ -88,13 +81,10 @@ impl ControllerChannel {
     /// Relays a client's request frame (without its size prefix) and returns the controller's response
     /// frame (with its size prefix), both untouched: the correlation id is the client's.
     pub async fn forward(&self, frame: &[u8]) -> Result<Bytes, ChannelError> {
-        let mut out = BytesMut::with_capacity(frame.len() + 4);
-        out.put_i32(frame.len() as i32);
-        out.put_slice(frame);
-        let response = self.exchange(out.freeze()).await?;
+        let response = self.exchange(frame).await?;
         // The request header starts with key, version and then the correlation id; the response with it.
         if frame.get(4..8) != response.get(..4) {
-            *self.connection.lock().await = None;
+            self.reset().await;
             return Err(ChannelError::Codec(
                 "the controller's response does not match the forwarded request".into(),
             ));
@@ -118,20 +108,17 @@ impl ControllerChannel {
             .with_correlation_id(correlation_id)
             .with_client_id(Some(StrBytes::from_static_str("kavka-broker")));
         let mut body = BytesMut::new();
-        body.put_i32(0);
         header
             .encode(&mut body, R::header_version(version))
             .map_err(|e| ChannelError::Codec(e.to_string()))?;
         request
             .encode(&mut body, version)
             .map_err(|e| ChannelError::Codec(e.to_string()))?;
-        let size = (body.len() - 4) as i32;
-        body[..4].copy_from_slice(&size.to_be_bytes());
-        let mut response = self.exchange(body.freeze()).await?;
+        let mut response = self.exchange(&body).await?;
         let header = ResponseHeader::decode(&mut response, R::Response::header_version(version))
             .map_err(|e| ChannelError::Codec(e.to_string()))?;
         if header.correlation_id != correlation_id {
-            *self.connection.lock().await = None;
+            self.reset().await;
             return Err(ChannelError::Codec(format!(
                 "response correlation id {} for request {correlation_id}",
                 header.correlation_id
@@ -140,52 +127,41 @@ impl ControllerChannel {
         R::Response::decode(&mut response, version).map_err(|e| ChannelError::Codec(e.to_string()))
     }
 
-    /// Writes one size-prefixed request and reads one response frame, on a connection to the current
-    /// active controller (reconnecting when the controller moved or the connection broke).
-    async fn exchange(&self, request: Bytes) -> Result<Bytes, ChannelError> {
+    async fn reset(&self) {
+        if let Some((_, connection)) = self.connection.lock().await.as_mut() {
+            connection.reset();
+        }
+    }
+
+    /// Sends one request frame body and reads one response frame, on a connection to the current active
+    /// controller (a new one when the controller moved; `FramedConnection` reconnects after a failure).
+    async fn exchange(&self, request: &[u8]) -> Result<Bytes, ChannelError> {
         let (node, target) = match self.remote_controller() {
             Some(found) => found,
             None if self.quorum.leader().is_some() => return Err(ChannelError::IsController),
             None => return Err(ChannelError::NoController),
         };
         let address = target.to_string();
-        let io = |source| ChannelError::Io {
-            node,
-            address: address.clone(),
-            source,
-        };
         let mut guard = self.connection.lock().await;
-        // The connection is taken out for the exchange and put back only after a whole response was
-        // read: if the caller gives up half-way (a timeout, a dropped future), the stream is dropped with
-        // it instead of handing the unread response to the next request.
-        let reusable = guard.take().filter(|(connected, _, _)| *connected == node);
-        let attempt = async {
-            let (_, mut reader, mut writer) = match reusable {
-                Some(connection) => connection,
-                None => {
-                    let stream = TcpStream::connect(&address).await.map_err(io)?;
-                    stream.set_nodelay(true).map_err(io)?;
-                    let (read, write) = stream.into_split();
-                    (node, BufReader::new(read), write)
-                }
-            };
-            writer.write_all(&request).await.map_err(io)?;
-            match read_frame(&mut reader, MAX_RESPONSE).await {
-                Ok(Some(frame)) => Ok((frame, (node, reader, writer))),
-                Ok(None) => Err(io(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the controller closed the connection",
-                ))),
-                Err(e) => Err(io(std::io::Error::new(std::io::ErrorKind::InvalidData, e))),
-            }
-        };
-        match tokio::time::timeout(EXCHANGE_TIMEOUT, attempt).await {
-            Ok(Ok((frame, connection))) => {
-                *guard = Some(connection);
-                Ok(frame)
-            }
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(ChannelError::Timeout { node }),
+        if guard
+            .as_ref()
+            .is_none_or(|(connected, _)| *connected != node)
+        {
+            *guard = Some((node, FramedConnection::new(address.clone(), MAX_RESPONSE)));
         }
+        let Some((_, connection)) = guard.as_mut() else {
+            return Err(ChannelError::NoController);
+        };
+        connection
+            .exchange(request, EXCHANGE_TIMEOUT)
+            .await
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::TimedOut => ChannelError::Timeout { node },
+                _ => ChannelError::Io {
+                    node,
+                    address,
+                    source,
+                },
+            })
     }
 }

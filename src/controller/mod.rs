@@ -5,5 +5,6 @@
 //! partitions on disk or client requests; the broker side reads the images it publishes.
 
 pub mod channel;
+pub mod connection;
 pub mod quorum;
 pub mod raft;

@@ -8,7 +8,6 @@
 //! openraft's leader cannot survive hearing its own voice through a misconfigured address.
 //! Only controllers accept this key (see `dispatch::handle_frame`), and it is never advertised.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -19,12 +18,9 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::sync::Mutex;
 
 use super::types::{ControllerNode, MetadataRaft, MetadataRaftConfig};
-use crate::network::read_frame;
+use crate::controller::connection::FramedConnection;
 
 /// The API key of a Raft RPC frame. Outside Kafka's range (Kafka's keys are below 100), so no Kafka client
 /// or broker ever sends it by accident.
@@ -128,26 +124,18 @@ pub async fn serve_rpc(
             }
         },
     };
-    Ok(encode_frame(|body| {
-        body.put_i32(correlation_id);
-        // Serializing openraft's plain data types cannot fail; a failure would be a bug worth a loud reply.
-        let json = serde_json::to_vec(&reply).unwrap_or_else(|e| {
-            serde_json::to_vec(&RaftRpcReply::Malformed {
-                reason: format!("cannot encode the reply: {e}"),
-            })
-            .unwrap_or_default()
-        });
-        body.put_slice(&json);
-    }))
-}
-
-fn encode_frame(fill: impl FnOnce(&mut BytesMut)) -> Bytes {
-    let mut buf = BytesMut::with_capacity(256);
-    buf.put_i32(0);
-    fill(&mut buf);
-    let size = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&size.to_be_bytes());
-    buf.freeze()
+    // Serializing openraft's plain data types cannot fail; a failure would be a bug worth a loud reply.
+    let json = serde_json::to_vec(&reply).unwrap_or_else(|e| {
+        serde_json::to_vec(&RaftRpcReply::Malformed {
+            reason: format!("cannot encode the reply: {e}"),
+        })
+        .unwrap_or_default()
+    });
+    let mut frame = BytesMut::with_capacity(8 + json.len());
+    frame.put_i32((4 + json.len()) as i32);
+    frame.put_i32(correlation_id);
+    frame.put_slice(&json);
+    Ok(frame.freeze())
 }
 
 /// Creates the clients openraft uses to reach the other controllers.
@@ -161,24 +149,17 @@ impl RaftNetworkFactory<MetadataRaftConfig> for ControllerNetwork {
         // Connecting happens on first use: openraft creates clients for nodes that may be down.
         ControllerClient {
             target,
-            address: node.to_string(),
-            connection: Arc::new(Mutex::new(None)),
+            connection: FramedConnection::new(node.to_string(), MAX_RAFT_FRAME),
             next_correlation_id: 0,
             reachable: None,
         }
     }
 }
 
-type Connection = (
-    BufReader<tokio::net::tcp::OwnedReadHalf>,
-    tokio::net::tcp::OwnedWriteHalf,
-);
-
 /// One controller's connection to another; openraft drives it one RPC at a time.
 pub struct ControllerClient {
     target: NodeId,
-    address: String,
-    connection: Arc<Mutex<Option<Connection>>>,
+    connection: FramedConnection,
     next_correlation_id: i32,
     /// Whether the last RPC got through: a change is logged once, not every retry.
     reachable: Option<bool>,
@@ -197,10 +178,10 @@ impl ControllerClient {
         if self.reachable != Some(reachable) {
             match &result {
                 Ok(_) => {
-                    tracing::info!(controller = self.target, address = %self.address, "controller reachable")
+                    tracing::info!(controller = self.target, address = %self.connection.address(), "controller reachable")
                 }
                 Err(e) => {
-                    tracing::warn!(controller = self.target, address = %self.address, error = %e, "controller unreachable")
+                    tracing::warn!(controller = self.target, address = %self.connection.address(), error = %e, "controller unreachable")
                 }
             }
             self.reachable = Some(reachable);
@@ -220,67 +201,19 @@ impl ControllerClient {
             rpc,
         })
         .map_err(|e| Unreachable::new(&e))?;
-        let frame = encode_frame(|buf| {
-            buf.put_i16(RAFT_RPC_API_KEY);
-            buf.put_i16(0);
-            buf.put_i32(correlation_id);
-            buf.put_i16(-1);
-            buf.put_slice(&body);
-        });
-        let connection = self.connection.clone();
-        let address = self.address.clone();
-        let exchange = async move {
-            let mut guard = connection.lock().await;
-            if guard.is_none() {
-                let stream = TcpStream::connect(&address).await?;
-                stream.set_nodelay(true)?;
-                let (read, write) = stream.into_split();
-                *guard = Some((BufReader::new(read), write));
-            }
-            let result = async {
-                let (reader, writer) = guard.as_mut().ok_or_else(|| {
-                    std::io::Error::new(std::io::ErrorKind::NotConnected, "no connection")
-                })?;
-                writer.write_all(&frame).await?;
-                let reply = read_frame(reader, MAX_RAFT_FRAME)
-                    .await
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
-                    .ok_or_else(|| {
-                        std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "the controller closed the connection",
-                        )
-                    })?;
-                Ok::<Bytes, std::io::Error>(reply)
-            }
-            .await;
-            if result.is_err() {
-                *guard = None;
-            }
-            result
-        };
-        let reply = match tokio::time::timeout(option.hard_ttl(), exchange).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(e)) => return Err(Unreachable::new(&e)),
-            Err(_) => {
-                // The exchange was abandoned mid-way: the stream position is unknown, start afresh.
-                if let Ok(mut guard) = self.connection.try_lock() {
-                    *guard = None;
-                }
-                return Err(Unreachable::new(&std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!(
-                        "no reply from controller {} within {:?}",
-                        self.target,
-                        option.hard_ttl()
-                    ),
-                )));
-            }
-        };
-        if reply.len() < 4
-            || i32::from_be_bytes([reply[0], reply[1], reply[2], reply[3]]) != correlation_id
-        {
-            *self.connection.lock().await = None;
+        let mut frame = BytesMut::with_capacity(REQUEST_HEADER_LEN + body.len());
+        frame.put_i16(RAFT_RPC_API_KEY);
+        frame.put_i16(0);
+        frame.put_i32(correlation_id);
+        frame.put_i16(-1);
+        frame.put_slice(&body);
+        let reply = self
+            .connection
+            .exchange(&frame, option.hard_ttl())
+            .await
+            .map_err(|e| Unreachable::new(&e))?;
+        if reply.get(..4) != Some(&correlation_id.to_be_bytes()[..]) {
+            self.connection.reset();
             return Err(Unreachable::new(&std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 "Raft RPC reply with a wrong correlation id",
@@ -293,7 +226,8 @@ impl ControllerClient {
         let what = match reply {
             RaftRpcReply::WrongNode { this_node } => format!(
                 "{} answered as node {this_node}, not node {}: check controller.quorum.voters",
-                self.address, self.target
+                self.connection.address(),
+                self.target
             ),
             RaftRpcReply::Malformed { reason } => {
                 format!(
