@@ -84,46 +84,29 @@ pub enum FrameOutcome {
     Close(String),
 }
 
-fn supported_range(api_key: ApiKey, config: &BrokerConfig) -> Option<(i16, i16)> {
+fn supported_range(
+    api_key: ApiKey,
+    config: &BrokerConfig,
+    conn: &ConnectionContext,
+) -> Option<(i16, i16)> {
+    let controller_apis: &[(ApiKey, i16, i16)] = if conn.is_controller_listener {
+        CONTROLLER_LISTENER_APIS
+    } else {
+        &[]
+    };
     SUPPORTED_APIS
         .iter()
+        .chain(controller_apis)
         .find(|(k, _, _)| *k == api_key && enabled(*k, config))
         .map(|(_, min, max)| (*min, *max))
 }
 
-/// BrokerRegistration and BrokerHeartbeat: controller APIs, accepted only on a controller listener and
-/// never advertised to clients.
-async fn handle_broker_lifecycle(frame: Bytes, api_key: ApiKey, broker: &Broker) -> FrameOutcome {
-    if let Err(e) = kavka_wire::validate_request(&frame) {
-        return FrameOutcome::Close(format!("malformed {api_key:?} request: {e}"));
-    }
-    let Some(peeked) = kavka_wire::peek_header(&frame) else {
-        return FrameOutcome::Close("frame shorter than a request header".into());
-    };
-    let version = peeked.api_version;
-    let mut body = frame;
-    if let Err(e) = RequestHeader::decode(&mut body, api_key.request_header_version(version)) {
-        return FrameOutcome::Close(format!("undecodable request header: {e}"));
-    }
-    let response = match RequestKind::decode(api_key, &mut body, version) {
-        Ok(RequestKind::BrokerRegistration(req)) => ResponseKind::BrokerRegistration(
-            handlers::broker_registration::handle(broker, req).await,
-        ),
-        Ok(RequestKind::BrokerHeartbeat(req)) => {
-            ResponseKind::BrokerHeartbeat(handlers::broker_heartbeat::handle(broker, req).await)
-        }
-        Ok(_) => return FrameOutcome::Close(format!("{api_key:?} is not a broker lifecycle API")),
-        Err(e) => {
-            return FrameOutcome::Close(format!("undecodable {api_key:?} v{version} request: {e}"))
-        }
-    };
-    encode_response(
-        peeked.correlation_id,
-        api_key.response_header_version(version),
-        version,
-        &response,
-    )
-}
+/// Controller APIs a broker sends the active controller: accepted only on a controller listener, never
+/// advertised to clients.
+const CONTROLLER_LISTENER_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::BrokerRegistration, 0, 4),
+    (ApiKey::BrokerHeartbeat, 0, 1),
+];
 
 /// Requests that change cluster metadata: a broker relays them to the active controller when that is
 /// another node (controllers never relay what reaches their controller listener, so nothing loops).
@@ -154,16 +137,8 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
     let Ok(api_key) = ApiKey::try_from(peeked.api_key) else {
         return FrameOutcome::Close(format!("unknown API key {}", peeked.api_key));
     };
-    if conn.is_controller_listener
-        && matches!(
-            api_key,
-            ApiKey::BrokerRegistration | ApiKey::BrokerHeartbeat
-        )
-    {
-        return handle_broker_lifecycle(frame, api_key, broker).await;
-    }
     let version = peeked.api_version;
-    let Some((min, max)) = supported_range(api_key, &broker.config) else {
+    let Some((min, max)) = supported_range(api_key, &broker.config, conn) else {
         return FrameOutcome::Close(format!(
             "API {api_key:?} (key {}) is not supported by this broker",
             peeked.api_key
@@ -228,6 +203,12 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
     let response = match request {
         RequestKind::ApiVersions(req) => {
             ResponseKind::ApiVersions(handlers::api_versions::handle(broker, &ctx, req))
+        }
+        RequestKind::BrokerRegistration(req) => ResponseKind::BrokerRegistration(
+            handlers::broker_registration::handle(broker, req).await,
+        ),
+        RequestKind::BrokerHeartbeat(req) => {
+            ResponseKind::BrokerHeartbeat(handlers::broker_heartbeat::handle(broker, req).await)
         }
         RequestKind::OffsetForLeaderEpoch(req) => ResponseKind::OffsetForLeaderEpoch(
             handlers::offset_for_leader_epoch::handle(broker, req).await,
