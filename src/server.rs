@@ -510,10 +510,7 @@ pub async fn run(
             name: l.name.clone(),
             host: l.advertised_host.clone(),
             port: u16::try_from(l.advertised_port).unwrap_or(0),
-            security_protocol: config
-                .listener_security_protocol_map
-                .get(&l.name)
-                .map_or(0, |p| security_protocol_id(*p)),
+            security_protocol: l.security_protocol.id(),
         })
         .collect();
     let broker = Arc::new(Broker {
@@ -639,16 +636,6 @@ pub async fn run(
         "logs closed; broker stopped"
     );
     Ok(())
-}
-
-/// Kafka's id of a security protocol, as BrokerRegistration carries it.
-fn security_protocol_id(protocol: kavka_config::SecurityProtocol) -> i16 {
-    match protocol {
-        kavka_config::SecurityProtocol::Plaintext => 0,
-        kavka_config::SecurityProtocol::Ssl => 1,
-        kavka_config::SecurityProtocol::SaslPlaintext => 2,
-        kavka_config::SecurityProtocol::SaslSsl => 3,
-    }
 }
 
 /// On the active controller, fences brokers whose session expired, checking a few times per session.

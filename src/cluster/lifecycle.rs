@@ -53,21 +53,13 @@ impl BrokerLifecycle {
 /// broker serves anyway and keeps trying in the background: clients just do not see it yet).
 pub async fn start(broker: &Broker, timeout: Duration) {
     let attempt = async {
-        let retry = Duration::from_millis(200);
         loop {
-            if broker.lifecycle.epoch() < 0 {
-                if let Err(e) = register(broker).await {
-                    tracing::info!(error = %e, "broker registration not accepted yet; retrying");
-                    tokio::time::sleep(retry).await;
-                    continue;
-                }
-            }
-            match heartbeat(broker, false).await {
+            match register_and_heartbeat(broker).await {
                 Ok(reply) if !reply.is_fenced => return,
                 Ok(_) => {}
-                Err(e) => tracing::info!(error = %e, "broker heartbeat not accepted yet; retrying"),
+                Err(e) => tracing::info!(error = %e, "broker not unfenced yet; retrying"),
             }
-            tokio::time::sleep(retry).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
     if tokio::time::timeout(timeout, attempt).await.is_err() {
@@ -89,26 +81,29 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
         if broker.lifecycle.shutting_down.load(Ordering::Acquire) {
             return;
         }
-        if broker.lifecycle.epoch() < 0 {
-            if let Err(e) = register(&broker).await {
-                tracing::warn!(error = %e, "broker registration failed; retrying");
-                continue;
-            }
-        }
-        match heartbeat(&broker, false).await {
-            Ok(_) => {}
-            Err(ControllerError::StaleBrokerEpoch(_))
-            | Err(ControllerError::BrokerIdNotRegistered(_)) => {
-                // The controller lost or replaced our registration: register this incarnation again.
-                tracing::warn!(
-                    epoch = broker.lifecycle.epoch(),
-                    "broker registration unknown to the controller; registering again"
-                );
-                broker.lifecycle.epoch.store(-1, Ordering::Release);
-            }
-            Err(e) => tracing::warn!(error = %e, "broker heartbeat failed"),
+        if let Err(e) = register_and_heartbeat(&broker).await {
+            tracing::warn!(error = %e, "broker heartbeat failed");
         }
     }
+}
+
+/// One round of the lifecycle: registers this incarnation if the controller does not know it, then
+/// heartbeats. When the controller lost or replaced the registration, the next round registers again.
+async fn register_and_heartbeat(broker: &Broker) -> Result<HeartbeatReply, ControllerError> {
+    if broker.lifecycle.epoch() < 0 {
+        register(broker).await?;
+    }
+    let result = heartbeat(broker, false).await;
+    if let Err(ControllerError::StaleBrokerEpoch(_) | ControllerError::BrokerIdNotRegistered(_)) =
+        &result
+    {
+        tracing::warn!(
+            epoch = broker.lifecycle.epoch(),
+            "broker registration unknown to the controller; registering again"
+        );
+        broker.lifecycle.epoch.store(-1, Ordering::Release);
+    }
+    result
 }
 
 /// A clean stop: asks the controller to fence this broker and move its leaderships, waiting up to

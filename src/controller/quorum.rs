@@ -145,19 +145,12 @@ impl MetadataQuorum {
 
     /// Waits until this node sees a leader, up to `timeout`.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Option<u64> {
-        let mut metrics = self.raft.metrics();
-        let found = tokio::time::timeout(timeout, async {
-            loop {
-                if let Some(leader) = metrics.borrow_and_update().current_leader {
-                    return Some(leader);
-                }
-                if metrics.changed().await.is_err() {
-                    return None;
-                }
-            }
-        })
-        .await;
-        found.ok().flatten()
+        self.raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a known leader")
+            .await
+            .ok()
+            .and_then(|m| m.current_leader)
     }
 
     /// An image holding every committed entry, for deciding a change: the first time in a term this node
@@ -296,17 +289,15 @@ pub struct QuorumJournal {
     quorum: Arc<MetadataQuorum>,
 }
 
-impl QuorumJournal {
-    pub fn new(quorum: Arc<MetadataQuorum>) -> QuorumJournal {
-        QuorumJournal { quorum }
-    }
-}
-
 /// How long a controller operation waits for the quorum: without a majority it would wait forever, and a
 /// client must hear REQUEST_TIMED_OUT instead.
 const QUORUM_WAIT: Duration = Duration::from_secs(15);
 
 impl QuorumJournal {
+    pub fn new(quorum: Arc<MetadataQuorum>) -> QuorumJournal {
+        QuorumJournal { quorum }
+    }
+
     fn bounded<T>(
         &self,
         work: impl std::future::Future<Output = Result<T, ControllerError>>,

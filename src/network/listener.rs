@@ -19,6 +19,8 @@ pub struct BoundListener {
     pub advertised_port: i32,
     /// Named in `controller.listener.names`: it also carries the controllers' Raft RPCs.
     pub is_controller: bool,
+    /// From `listener.security.protocol.map`.
+    pub security_protocol: kavka_config::SecurityProtocol,
 }
 
 /// Binds every listener in the configuration; fails start-up if any address cannot be bound.
@@ -75,6 +77,7 @@ pub async fn bind_listeners(
             advertised_host,
             advertised_port,
             is_controller: config.controller_listener_names.contains(&listener.name),
+            security_protocol: listener.security_protocol,
         });
     }
     Ok(bound)

@@ -29,6 +29,16 @@ impl SecurityProtocol {
         }
     }
 
+    /// Kafka's numeric id for it (SecurityProtocol.id), as BrokerRegistration carries it.
+    pub fn id(&self) -> i16 {
+        match self {
+            SecurityProtocol::Plaintext => 0,
+            SecurityProtocol::Ssl => 1,
+            SecurityProtocol::SaslPlaintext => 2,
+            SecurityProtocol::SaslSsl => 3,
+        }
+    }
+
     /// Parses a protocol name, case-insensitively as Kafka does.
     pub fn from_name(name: &str) -> Option<Self> {
         match name.trim().to_ascii_uppercase().as_str() {
