@@ -45,9 +45,7 @@ pub async fn handle(
                     .get(index as usize)
                     .map_or(-1, |p| p.leader);
                 let endpoint = image
-                    .brokers
-                    .get(&leader)
-                    .filter(|b| !b.fenced)
+                    .live_broker(leader)
                     .and_then(|b| b.endpoint(&ctx.connection.listener_name));
                 match endpoint {
                     Some(e) => found

@@ -22,9 +22,7 @@ pub fn current_leader(
 ) -> Option<(i32, i32)> {
     let p = topic.partitions.get(usize::try_from(partition).ok()?)?;
     image
-        .brokers
-        .get(&p.leader)
-        .filter(|b| !b.fenced)
+        .live_broker(p.leader)
         .map(|_| (p.leader, p.leader_epoch))
 }
 
@@ -37,7 +35,7 @@ pub fn endpoints(
     leaders
         .iter()
         .filter_map(|id| {
-            let broker = image.brokers.get(id)?;
+            let broker = image.live_broker(*id)?;
             let endpoint = broker.endpoint(listener)?;
             Some((
                 *id,

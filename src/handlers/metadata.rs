@@ -167,7 +167,7 @@ fn topic_metadata(broker: &Broker, topic: &TopicImage, include_ops: bool) -> Met
             let available = if p.leader == broker.node_id {
                 broker.replicas.get_for(topic, p.partition).is_some()
             } else {
-                image.brokers.get(&p.leader).is_some_and(|b| !b.fenced)
+                image.live_broker(p.leader).is_some()
             };
             MetadataResponsePartition::default()
                 .with_error_code(if available {

@@ -249,7 +249,7 @@ impl Controller {
 /// The broker leaves the ISR unless it is the last member: the last in-sync replica stays recorded so that
 /// it, and only it, can lead again without losing acknowledged data (no unclean election).
 fn leadership_moves_off(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
-    let live = |id: i32| id != broker && image.brokers.get(&id).is_some_and(|b| !b.fenced);
+    let live = |id: i32| id != broker && image.live_broker(id).is_some();
     let mut records = Vec::new();
     for topic in image.topics.values() {
         for p in &topic.partitions {

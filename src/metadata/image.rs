@@ -222,6 +222,11 @@ impl MetadataImage {
     pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
         self.brokers.values().filter(|b| !b.fenced)
     }
+
+    /// Broker `id` if it is registered and not fenced.
+    pub fn live_broker(&self, id: i32) -> Option<&BrokerRegistration> {
+        self.brokers.get(&id).filter(|b| !b.fenced)
+    }
 }
 
 #[cfg(test)]
