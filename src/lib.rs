@@ -10,6 +10,7 @@ pub mod controller;
 pub mod coordinator;
 pub mod dispatch;
 pub mod handlers;
+pub mod meta_properties;
 pub mod metadata;
 pub mod network;
 pub mod replica;

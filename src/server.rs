@@ -26,6 +26,7 @@ use crate::controller::channel::ControllerChannel;
 use crate::controller::quorum::{MetadataQuorum, QuorumError, QuorumJournal, QuorumTiming};
 use crate::controller::raft::ControllerNode;
 use crate::handlers::now_ms;
+use crate::meta_properties::{new_cluster_id, parse_meta_properties, render_meta_properties};
 use crate::metadata::{
     BrokerEndpoint, Controller, ControllerError, MetadataError, MetadataImage, NewTopic,
     TopicDefaults,
@@ -414,35 +415,24 @@ fn load_or_create_meta_properties(dir: &Path, node_id: i32) -> Result<String, St
         message,
     };
     if let Ok(text) = std::fs::read_to_string(&path) {
-        let pairs = kavka_config::parse_properties(&text)
+        let meta = parse_meta_properties(&text)
             .map_err(|e| log_dir_error(format!("unreadable meta.properties: {e}")))?;
-        let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-        let stored_node = get("node.id").and_then(|v| v.parse::<i32>().ok());
-        if stored_node != Some(node_id) {
+        if meta.node_id != Some(node_id) {
             return Err(log_dir_error(format!(
-                "meta.properties belongs to node.id {stored_node:?}, but this node is node.id {node_id}"
+                "meta.properties belongs to node.id {:?}, but this node is node.id {node_id}",
+                meta.node_id
             )));
         }
-        return get("cluster.id")
-            .ok_or_else(|| log_dir_error("meta.properties has no cluster.id".into()));
+        return Ok(meta.cluster_id);
     }
     std::fs::create_dir_all(dir).map_err(|e| log_dir_error(e.to_string()))?;
     let cluster_id = new_cluster_id();
     let tmp = dir.join("meta.properties.tmp");
-    std::fs::write(
-        &tmp,
-        format!("version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n"),
-    )
-    .and_then(|_| std::fs::rename(&tmp, &path))
-    .map_err(|e| log_dir_error(e.to_string()))?;
+    std::fs::write(&tmp, render_meta_properties(&cluster_id, node_id))
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .map_err(|e| log_dir_error(e.to_string()))?;
     tracing::info!(%cluster_id, dir = %dir.display(), "formatted new log directory");
     Ok(cluster_id)
-}
-
-/// Kafka cluster ids are a random UUID in URL-safe base64 without padding (22 characters).
-pub(crate) fn new_cluster_id() -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
 }
 
 /// Starts the broker and runs it until `shutdown` resolves.

@@ -24,6 +24,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use kavka_config::{BrokerConfig, ConfigError, SecurityProtocol};
+
+use crate::meta_properties::{parse_meta_properties, render_meta_properties};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long `stop` waits after SIGTERM before it sends SIGKILL.
@@ -398,40 +400,6 @@ impl ClusterLayout {
 /// unchanged. Only backslashes need it in an absolute path: `=`, `:` and `#` are literal inside a value.
 fn escape_property_value(v: &str) -> String {
     v.replace('\\', "\\\\")
-}
-
-/// The two keys of `meta.properties` that matter here.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetaProperties {
-    /// `cluster.id`.
-    pub cluster_id: String,
-    /// `node.id`, when present and an integer.
-    pub node_id: Option<i32>,
-}
-
-/// Parses `meta.properties` as the broker reads it (see `load_or_create_meta_properties` in
-/// `server.rs`): `cluster.id` is required.
-pub fn parse_meta_properties(text: &str) -> Result<MetaProperties, String> {
-    let pairs = kavka_config::parse_properties(text).map_err(|e| e.to_string())?;
-    let get = |key: &str| {
-        pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-    };
-    let cluster_id = get("cluster.id")
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| "no cluster.id".to_string())?;
-    Ok(MetaProperties {
-        cluster_id,
-        node_id: get("node.id").and_then(|v| v.parse().ok()),
-    })
-}
-
-/// `meta.properties` exactly as the broker writes it when it formats a new log directory.
-pub fn render_meta_properties(cluster_id: &str, node_id: i32) -> String {
-    format!("version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n")
 }
 
 /// The one cluster id that every log directory must carry, given the ids already found (file, id) in
@@ -1088,7 +1056,7 @@ fn format_log_dirs(nodes: &[PreparedNode]) -> Result<(), ClusterUpError> {
     }
     let cluster_id = match reconcile_cluster_id(&found)? {
         Some(id) => id,
-        None => crate::server::new_cluster_id(),
+        None => crate::meta_properties::new_cluster_id(),
     };
     for (dir, node_id) in missing {
         std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
@@ -1242,20 +1210,6 @@ mod tests {
         let l = ClusterLayout::new(1, Path::new("/a b\\c=d:e#f"), 9092, None).unwrap();
         let c = load(&l.server_properties(&l.nodes[0], Path::new("kavka"))).config;
         assert_eq!(c.log_dirs, ["/a b\\c=d:e#f/node-1/data"]);
-    }
-
-    #[test]
-    fn meta_properties_round_trip_in_the_brokers_format() {
-        let text = render_meta_properties("abcDEF_-123", 4);
-        assert_eq!(text, "version=1\ncluster.id=abcDEF_-123\nnode.id=4\n");
-        let meta = parse_meta_properties(&text).unwrap();
-        assert_eq!(meta.cluster_id, "abcDEF_-123");
-        assert_eq!(meta.node_id, Some(4));
-        assert!(parse_meta_properties("version=1\nnode.id=1\n").is_err());
-        assert_eq!(
-            parse_meta_properties("cluster.id=x\n").unwrap().node_id,
-            None
-        );
     }
 
     #[test]
