@@ -32,6 +32,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::ElectLeaders, 0, 2),
     // librdkafka enables LZ4 only when FindCoordinator is advertised from v0 (rdkafka_feature.c).
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::OffsetCommit, 2, 9),
@@ -106,6 +107,7 @@ fn supported_range(
 const CONTROLLER_LISTENER_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::BrokerRegistration, 0, 4),
     (ApiKey::BrokerHeartbeat, 0, 1),
+    (ApiKey::AlterPartition, 2, 3),
 ];
 
 /// Requests that change cluster metadata: a broker relays them to the active controller when that is
@@ -117,14 +119,19 @@ const FORWARDED_TO_CONTROLLER: &[ApiKey] = &[
     ApiKey::AlterConfigs,
     ApiKey::IncrementalAlterConfigs,
     ApiKey::InitProducerId,
+    ApiKey::ElectLeaders,
 ];
 
 pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broker) -> FrameOutcome {
     let Some(peeked) = kavka_wire::peek_header(&frame) else {
         return FrameOutcome::Close("frame shorter than a request header".into());
     };
+    // A broker-only node follows the metadata log as a learner, on its inter-broker listener.
+    let raft_listener = conn.is_controller_listener
+        || (!broker.config.is_controller()
+            && conn.listener_name == broker.config.inter_broker_listener_name);
     if peeked.api_key == RAFT_RPC_API_KEY {
-        if !conn.is_controller_listener {
+        if !raft_listener {
             return FrameOutcome::Close(
                 "Raft RPC on a listener that is not a controller listener".into(),
             );
@@ -133,6 +140,13 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
             Ok(response) => FrameOutcome::Respond(response),
             Err(e) => FrameOutcome::Close(e.to_string()),
         };
+    }
+    if !conn.is_controller_listener
+        && !broker
+            .serving_clients
+            .load(std::sync::atomic::Ordering::Acquire)
+    {
+        return FrameOutcome::Close("the broker is starting and does not serve clients yet".into());
     }
     let Ok(api_key) = ApiKey::try_from(peeked.api_key) else {
         return FrameOutcome::Close(format!("unknown API key {}", peeked.api_key));
@@ -210,6 +224,9 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
         RequestKind::BrokerHeartbeat(req) => {
             ResponseKind::BrokerHeartbeat(handlers::broker_heartbeat::handle(broker, req).await)
         }
+        RequestKind::AlterPartition(req) => ResponseKind::AlterPartition(
+            handlers::alter_partition::handle(broker, version, req).await,
+        ),
         RequestKind::OffsetForLeaderEpoch(req) => ResponseKind::OffsetForLeaderEpoch(
             handlers::offset_for_leader_epoch::handle(broker, req).await,
         ),
@@ -248,6 +265,9 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
         }
         RequestKind::DeleteTopics(req) => {
             ResponseKind::DeleteTopics(handlers::delete_topics::handle(broker, &ctx, req).await)
+        }
+        RequestKind::ElectLeaders(req) => {
+            ResponseKind::ElectLeaders(handlers::elect_leaders::handle(broker, &ctx, req).await)
         }
         RequestKind::CreatePartitions(req) => ResponseKind::CreatePartitions(
             handlers::create_partitions::handle(broker, &ctx, req).await,
@@ -391,6 +411,7 @@ mod tests {
             ApiKey::DescribeConfigs => {
                 RequestKind::DescribeConfigs(DescribeConfigsRequest::default())
             }
+            ApiKey::ElectLeaders => RequestKind::ElectLeaders(ElectLeadersRequest::default()),
             ApiKey::CreatePartitions => {
                 RequestKind::CreatePartitions(CreatePartitionsRequest::default())
             }
@@ -519,6 +540,7 @@ mod tests {
             controller: Arc::new(controller),
             controller_channel: crate::controller::channel::ControllerChannel::new(quorum.clone()),
             lifecycle_channel: crate::controller::channel::ControllerChannel::new(quorum.clone()),
+            isr_channel: crate::controller::channel::ControllerChannel::new(quorum.clone()),
             lifecycle: crate::cluster::lifecycle::BrokerLifecycle::new(Vec::new()),
             quorum,
             replicas: Arc::new(crate::replica::ReplicaManager::new(0, config)),
@@ -530,6 +552,8 @@ mod tests {
                 crate::server::consumer_group_settings(&broker_config),
             ),
             group_writes: Default::default(),
+            coordinated: Default::default(),
+            serving_clients: std::sync::atomic::AtomicBool::new(true),
             effective: Arc::new(std::sync::RwLock::new(Arc::new(broker_config.clone()))),
             published_broker_configs: Default::default(),
         };

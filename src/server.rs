@@ -13,9 +13,7 @@ use crate::coordinator::classic::{ClassicGroups, GroupSettings, OffsetExpiry};
 use crate::coordinator::consumer::{self, ConsumerGroups, ConsumerSettings};
 use crate::coordinator::consumer_records::{ConsumerGroupKey, ConsumerGroupValue};
 use crate::coordinator::records::OffsetsKey;
-use crate::coordinator::{
-    ConsumerGroupRecords, GroupCoordinator, OffsetsRecord, OffsetsValue, OFFSETS_TOPIC,
-};
+use crate::coordinator::{ConsumerGroupRecords, GroupCoordinator, OffsetsRecord, OffsetsValue};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
@@ -66,6 +64,9 @@ pub struct Broker {
     /// Registration and heartbeats go on their own connection, as in Kafka: they must never wait
     /// behind a slow admin request, or a healthy broker's session would expire.
     pub lifecycle_channel: ControllerChannel,
+    /// ISR changes (AlterPartition) go on their own connection too: a leader waiting to shrink the ISR
+    /// must not queue behind an admin request.
+    pub isr_channel: ControllerChannel,
     pub replicas: Arc<ReplicaManager>,
     /// Committed offsets and the groups they belong to (replayed from `__consumer_offsets`).
     pub groups: GroupCoordinator,
@@ -76,6 +77,11 @@ pub struct Broker {
     /// Serializes membership writes to `__consumer_offsets` (see `persist_groups`); holds the consumer
     /// group records as last written, so that only what changed is appended.
     pub group_writes: tokio::sync::Mutex<ConsumerGroupRecords>,
+    /// The `__consumer_offsets` partitions whose groups this node coordinates (it leads them).
+    pub coordinated: crate::coordinator::loading::CoordinatedPartitions,
+    /// Set once the broker is registered and caught up: before that, a listener that had to open early
+    /// (a broker-only node's inter-broker listener carries the metadata log) turns clients away.
+    pub serving_clients: std::sync::atomic::AtomicBool,
     /// The configuration in force: `config` plus the dynamic broker configuration of the metadata log.
     pub effective: EffectiveConfig,
     /// What the image publisher last made of the dynamic broker configuration.
@@ -386,11 +392,6 @@ fn quorum_voters(config: &BrokerConfig) -> Result<BTreeMap<u64, ControllerNode>,
         }
         return Ok(BTreeMap::from([(node_id, ControllerNode::default())]));
     }
-    if !config.is_controller() {
-        return Err(StartupError::Unsupported(
-            "broker-only nodes (process.roles=broker) are not supported yet: run every node with process.roles=broker,controller".into(),
-        ));
-    }
     Ok(config
         .controller_quorum_voters
         .iter()
@@ -512,18 +513,35 @@ pub async fn run(
         quorum: quorum.clone(),
         controller_channel: ControllerChannel::new(quorum.clone()),
         lifecycle_channel: ControllerChannel::new(quorum.clone()),
+        isr_channel: ControllerChannel::new(quorum.clone()),
         replicas: replicas.clone(),
         groups: GroupCoordinator::default(),
         membership: ClassicGroups::new(group_settings(&config)),
         consumers: ConsumerGroups::new(consumer_group_settings(&config)),
         group_writes: tokio::sync::Mutex::new(ConsumerGroupRecords::new()),
+        coordinated: Default::default(),
+        serving_clients: std::sync::atomic::AtomicBool::new(false),
         effective: Arc::new(std::sync::RwLock::new(effective)),
         published_broker_configs: Arc::new(std::sync::Mutex::new(None)),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
+    // A broker-only node receives the metadata log on its inter-broker listener, which therefore serves
+    // from the start; clients are turned away there until the broker is ready.
+    let observer_address = (!config.is_controller()).then(|| {
+        client_listeners
+            .iter()
+            .find(|l| l.name == config.inter_broker_listener_name)
+            .map(|l| ControllerNode {
+                host: l.advertised_host.clone(),
+                port: u16::try_from(l.advertised_port).unwrap_or(0),
+            })
+    });
+    let (early_listeners, client_listeners): (Vec<_>, Vec<_>) = client_listeners
+        .into_iter()
+        .partition(|l| observer_address.is_some() && l.name == config.inter_broker_listener_name);
     // Controller listeners serve first: the quorum cannot elect a leader before its peers hear each other.
-    for listener in controller_listeners {
+    for listener in controller_listeners.into_iter().chain(early_listeners) {
         tasks.push(tokio::spawn(run_listener(
             listener,
             broker.clone(),
@@ -531,9 +549,19 @@ pub async fn run(
         )));
     }
     let mut shutdown = std::pin::pin!(shutdown);
+    let catch_up = async {
+        if let Some(observer) = &observer_address {
+            let Some(address) = observer else {
+                // Configuration validation guarantees the inter-broker listener exists.
+                return;
+            };
+            join_quorum_as_observer(&voters, node_id as u64, address).await;
+        }
+        await_metadata(&quorum, voters.len()).await
+    };
     // A node that cannot reach a majority waits here; a stop request must still stop it.
     tokio::select! {
-        _ = await_metadata(&quorum, voters.len()) => {}
+        _ = catch_up => {}
         _ = &mut shutdown => {
             tracing::info!("stopped before the metadata quorum was reached");
             let _ = shutdown_tx.send(true);
@@ -558,22 +586,55 @@ pub async fn run(
             "partition logs loaded"
         );
     }
-    load_group_state(&broker).await;
     tasks.push(tokio::spawn(image_publisher(
         broker.publisher(),
         quorum.subscribe(),
         shutdown_rx.clone(),
     )));
     let session = Duration::from_millis(config.broker_session_timeout_ms.max(1) as u64);
-    lifecycle::start(&broker, session).await;
-    tasks.push(tokio::spawn(lifecycle::run(
-        broker.clone(),
-        shutdown_rx.clone(),
-    )));
+    // A controller-only node (process.roles=controller) registers no broker, hosts no partition and
+    // coordinates no group: it serves its controller listener only.
+    if config.is_broker() {
+        lifecycle::start(&broker, session).await;
+        // Unfencing may have handed leaderships back: the replicas follow the image before the groups
+        // of the offsets partitions this node leads are loaded.
+        let (publisher, image) = (broker.publisher(), quorum.image());
+        let _ = tokio::task::spawn_blocking(move || publisher.publish(&image)).await;
+        // Once registered: groups whose offsets partition this node leads are loaded before clients are
+        // served, so that no client sees an offset missing that was committed before a restart.
+        crate::coordinator::loading::sync(&broker).await;
+        tasks.push(tokio::spawn(crate::coordinator::loading::run(
+            broker.clone(),
+            shutdown_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(lifecycle::run(
+            broker.clone(),
+            shutdown_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::replica::fetcher::run(
+            broker.clone(),
+            shutdown_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::replica::isr::run(
+            broker.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(fence_expired_brokers(
         broker.clone(),
         shutdown_rx.clone(),
     )));
+    tasks.push(tokio::spawn(rebalance_leaders(
+        broker.clone(),
+        shutdown_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(high_watermark_checkpointer(
+        broker.clone(),
+        shutdown_rx.clone(),
+    )));
+    broker
+        .serving_clients
+        .store(true, std::sync::atomic::Ordering::Release);
     for listener in client_listeners {
         tasks.push(tokio::spawn(run_listener(
             listener,
@@ -649,6 +710,59 @@ async fn fence_expired_brokers(broker: Arc<Broker>, mut shutdown: watch::Receive
     }
 }
 
+/// On the active controller, while `auto.leader.rebalance.enable`, moves leaderships back to their
+/// preferred replicas every `leader.imbalance.check.interval.seconds` when a broker's share of partitions
+/// led elsewhere exceeds `leader.imbalance.per.broker.percentage`.
+async fn rebalance_leaders(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    if !broker.config.auto_leader_rebalance_enable {
+        return;
+    }
+    let interval =
+        Duration::from_secs(broker.config.leader_imbalance_check_interval_seconds.max(1) as u64);
+    let percentage = broker.config.leader_imbalance_per_broker_percentage;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+        if broker.quorum.leader() != Some(broker.quorum.node_id()) {
+            continue;
+        }
+        match broker
+            .with_controller(move |c| c.rebalance_preferred_leaders(percentage))
+            .await
+        {
+            Ok(0) => {}
+            Ok(moved) => tracing::info!(moved, "leader imbalance corrected"),
+            Err(e) => tracing::debug!(error = %e, "leader rebalance skipped"),
+        }
+    }
+}
+
+/// A broker-only node asks the controllers to replicate the metadata log to it, until one accepts.
+async fn join_quorum_as_observer(
+    voters: &BTreeMap<u64, ControllerNode>,
+    node_id: u64,
+    address: &ControllerNode,
+) {
+    let mut logged = None;
+    loop {
+        match crate::controller::raft::network::join_as_observer(voters, node_id, address).await {
+            Ok(()) => {
+                tracing::info!(%address, "following the metadata log as a broker-only node");
+                return;
+            }
+            Err(e) => {
+                if logged.as_ref() != Some(&e) {
+                    tracing::warn!(error = %e, "no controller accepted this broker yet; retrying");
+                    logged = Some(e);
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
 /// Waits, before clients are served, until this node knows the active controller and has applied the
 /// metadata committed so far (as far as it can tell): a restarted broker must not answer from an image older
 /// than the one it had. A quorum without a majority yet is waited for with a log line now and then.
@@ -682,50 +796,6 @@ async fn await_metadata(quorum: &MetadataQuorum, voters: usize) {
         leader = ?quorum.leader(),
         metadata_offset = quorum.image().metadata_offset,
         "metadata caught up"
-    );
-}
-
-/// Replays the hosted `__consumer_offsets` partitions before clients are served, so that no client sees
-/// an offset missing that was committed before a restart.
-async fn load_group_state(broker: &Broker) {
-    let image = broker.image();
-    let Some(topic) = image.topic(OFFSETS_TOPIC) else {
-        return;
-    };
-    let started = std::time::Instant::now();
-    let mut records = 0usize;
-    for p in &topic.partitions {
-        let Some(partition) = broker.replicas.get_for(topic, p.partition) else {
-            continue;
-        };
-        match broker.groups.replay(&partition, &broker.membership).await {
-            Ok((n, consumer_groups)) => {
-                records += n;
-                let now = std::time::Instant::now();
-                let session = broker.consumers.settings().session_timeout;
-                let mut written = broker.group_writes.lock().await;
-                for (group, stored) in consumer_groups {
-                    if let Some(state) =
-                        consumer::group_from_records(&stored, now, now_ms(), session)
-                    {
-                        // A group is of one type: the consumer group's records are the newer.
-                        broker.membership.remove_group(&group);
-                        broker.consumers.restore(&group, state);
-                    }
-                    // Remembered even if incomplete, so the next write tombstones what is stale.
-                    written.insert(group, stored);
-                }
-            }
-            Err(e) => {
-                tracing::error!(partition = p.partition, error = %e, "cannot replay {OFFSETS_TOPIC}")
-            }
-        }
-    }
-    tracing::info!(
-        records,
-        groups = broker.groups.group_ids().len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "group state loaded"
     );
 }
 
@@ -845,6 +915,26 @@ async fn retention_scheduler(broker: Arc<Broker>, mut shutdown: watch::Receiver<
 
 /// Time-based flushing (`log.flush.interval.ms` / topic `flush.ms`), checked every
 /// `log.flush.scheduler.interval.ms` (at most once a second, since flush.ms is per log).
+/// Writes every partition's high watermark every `replica.high.watermark.checkpoint.interval.ms`, so a
+/// restarted replica knows what was committed (a crash loses at most one interval of progress).
+async fn high_watermark_checkpointer(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let interval_ms = broker
+        .config
+        .replica_high_watermark_checkpoint_interval_ms
+        .max(100) as u64;
+    let mut ticker = tokio::time::interval(Duration::from_millis(interval_ms));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let replicas = broker.replicas.clone();
+                let _ = tokio::task::spawn_blocking(move || replicas.checkpoint_high_watermarks()).await;
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
 async fn flush_scheduler(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let interval_ms = broker
         .config

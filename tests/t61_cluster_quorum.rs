@@ -7,204 +7,19 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::{topic_name, Broker, RawConn};
+use common::cluster::{
+    admin, brokers_of, create_topic, metadata, topics_of, wait_for_metadata, Cluster, SESSION_MS,
+    WAIT,
+};
+use common::{topic_name, RawConn};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{MetadataRequest, MetadataResponse, ProduceRequest, TopicName};
+use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-
-/// Short sessions so that fencing is observable within a test; elections stay at Kafka's default.
-const SESSION_MS: u64 = 3000;
-const WAIT: Duration = Duration::from_secs(40);
-/// Every node's `meta.properties` carries it (what `kavka cluster up` writes for a local cluster).
-const CLUSTER_ID: &str = "kavkaTestClusterId0001";
-
-static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-struct Cluster {
-    nodes: Vec<Broker>,
-}
-
-/// Three consecutive free ports, so each node's controller port is known before any node starts.
-fn free_ports(n: usize) -> Vec<u16> {
-    let holders: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    holders
-        .iter()
-        .map(|l| l.local_addr().expect("addr").port())
-        .collect()
-}
-
-impl Cluster {
-    fn start(n: usize) -> Cluster {
-        // The clusters of this file start one at a time, and each takes all its ports in one go: two
-        // clusters picking ports at once could be handed the same just-released port.
-        let _starting = STARTING.lock().unwrap_or_else(|p| p.into_inner());
-        let ports = free_ports(2 * n);
-        let (client_ports, controller_ports) = ports.split_at(n);
-        let voters = controller_ports
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut nodes: Vec<Broker> = (0..n)
-            .map(|i| {
-                let settings: Vec<(&str, String)> = vec![
-                    ("process.roles", "broker,controller".into()),
-                    ("node.id", (i + 1).to_string()),
-                    (
-                        "listeners",
-                        format!(
-                            "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
-                            client_ports[i], controller_ports[i]
-                        ),
-                    ),
-                    (
-                        "advertised.listeners",
-                        format!("PLAINTEXT://127.0.0.1:{}", client_ports[i]),
-                    ),
-                    ("controller.listener.names", "CONTROLLER".into()),
-                    (
-                        "listener.security.protocol.map",
-                        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
-                    ),
-                    ("controller.quorum.voters", voters.clone()),
-                    ("broker.session.timeout.ms", SESSION_MS.to_string()),
-                    ("broker.heartbeat.interval.ms", (SESSION_MS / 6).to_string()),
-                ];
-                let overrides: Vec<(&str, &str)> =
-                    settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                Broker::launch_formatted(
-                    client_ports[i],
-                    &overrides,
-                    Some((CLUSTER_ID, i as i32 + 1)),
-                )
-            })
-            .collect();
-        for node in &mut nodes {
-            node.wait_ready();
-        }
-        Cluster { nodes }
-    }
-
-    fn bootstrap(&self) -> String {
-        self.nodes
-            .iter()
-            .map(|n| n.bootstrap())
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    fn node(&mut self, id: i32) -> &mut Broker {
-        &mut self.nodes[(id - 1) as usize]
-    }
-}
-
-fn metadata(node: &Broker) -> Option<MetadataResponse> {
-    let mut conn = std::panic::catch_unwind(|| RawConn::connect(node)).ok()?;
-    conn.request(12, &MetadataRequest::default().with_topics(None))
-        .ok()
-}
-
-fn brokers_of(response: &MetadataResponse) -> BTreeSet<i32> {
-    response.brokers.iter().map(|b| b.node_id.0).collect()
-}
-
-fn topics_of(response: &MetadataResponse) -> BTreeSet<String> {
-    response
-        .topics
-        .iter()
-        .filter_map(|t| t.name.as_ref().map(|n| n.to_string()))
-        .collect()
-}
-
-/// Polls `check` on `node`'s Metadata until it holds, or panics with `what` and the node's log.
-fn wait_for_metadata(
-    node: &Broker,
-    what: &str,
-    check: impl Fn(&MetadataResponse) -> bool,
-) -> MetadataResponse {
-    let deadline = Instant::now() + WAIT;
-    let mut last = None;
-    while Instant::now() < deadline {
-        if let Some(response) = metadata(node) {
-            if check(&response) {
-                return response;
-            }
-            last = Some(response);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!(
-        "node on port {} never showed {what}; last Metadata: {last:?}",
-        node.port
-    );
-}
-
-/// The active controller as the nodes last logged it ("metadata quorum leader changed").
-fn active_controller(cluster: &Cluster) -> i32 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let mut latest: Option<(String, i32)> = None;
-        for node in &cluster.nodes {
-            for line in node.log().lines() {
-                let Some(rest) = line
-                    .split("metadata quorum leader changed leader=Some(")
-                    .nth(1)
-                else {
-                    continue;
-                };
-                let Some(id) = rest.split(')').next().and_then(|id| id.parse().ok()) else {
-                    continue;
-                };
-                let at = line
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                if latest.as_ref().is_none_or(|(t, _)| at > *t) {
-                    latest = Some((at, id));
-                }
-            }
-        }
-        if let Some((_, id)) = latest {
-            return id;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no node logged an active controller"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin client")
-}
-
-async fn create_topic(bootstrap: &str, name: &str, partitions: i32, rf: i32) {
-    let results = admin(bootstrap)
-        .create_topics(
-            &[NewTopic::new(name, partitions, TopicReplication::Fixed(rf))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
-        .await
-        .expect("CreateTopics");
-    for result in results {
-        result.unwrap_or_else(|(topic, e)| panic!("creating {topic}: {e}"));
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn quorum_replicates_metadata_and_survives_the_loss_of_its_leader() {
@@ -217,7 +32,7 @@ async fn quorum_replicates_metadata_and_survives_the_loss_of_its_leader() {
 
     // Created through one node, visible on every node, placed over all three brokers.
     let topic = topic_name("temperature");
-    create_topic(&cluster.nodes[1].bootstrap(), &topic, 3, 3).await;
+    create_topic(&cluster.nodes[1].bootstrap(), &topic, 3, 3, &[]).await;
     for node in &cluster.nodes {
         let m = wait_for_metadata(node, "the new topic", |m| topics_of(m).contains(&topic));
         let t = m
@@ -299,7 +114,7 @@ async fn quorum_replicates_metadata_and_survives_the_loss_of_its_leader() {
     }
 
     // Kill the active controller: another one takes over and creation keeps working.
-    let controller = active_controller(&cluster);
+    let controller = cluster.active_controller();
     cluster.node(controller).kill9();
     let survivor = cluster
         .nodes
@@ -329,7 +144,7 @@ async fn quorum_replicates_metadata_and_survives_the_loss_of_its_leader() {
             Err(e) => panic!("no topic creation after losing the controller: {e}"),
         }
     }
-    let successor = active_controller(&cluster);
+    let successor = cluster.active_controller();
     assert_ne!(successor, controller, "a new active controller");
 
     // The old controller comes back and catches up from the log.
@@ -350,8 +165,8 @@ async fn a_killed_broker_is_fenced_after_its_session_and_returns_on_restart() {
         });
     }
     let topic = topic_name("fencing");
-    create_topic(&cluster.nodes[0].bootstrap(), &topic, 3, 1).await;
-    let controller = active_controller(&cluster);
+    create_topic(&cluster.nodes[0].bootstrap(), &topic, 3, 1, &[]).await;
+    let controller = cluster.active_controller();
     // A broker that is not the active controller, so the quorum keeps its leader.
     let victim = (1..=3).find(|id| *id != controller).expect("victim");
     let watcher = (1..=3).find(|id| *id != victim).expect("watcher");

@@ -166,7 +166,7 @@ async fn register(broker: &Broker) -> Result<i64, ControllerError> {
             .with_rack(broker.config.broker_rack.clone().map(StrBytes::from_string))
             .with_previous_broker_epoch(-1);
         let response = broker
-            .controller_channel
+            .lifecycle_channel
             .request(&request, 4)
             .await
             .map_err(|e| ControllerError::NotController(e.to_string()))?;
@@ -203,7 +203,7 @@ async fn heartbeat(
         .with_want_fence(input.want_fence)
         .with_want_shut_down(input.want_shut_down);
     let response = broker
-        .controller_channel
+        .lifecycle_channel
         .request(&request, 1)
         .await
         .map_err(|e| ControllerError::NotController(e.to_string()))?;

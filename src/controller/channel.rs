@@ -11,11 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request};
 use tokio::sync::Mutex;
 
-use super::connection::FramedConnection;
+use super::connection::{decode_response, encode_request, FramedConnection};
 use super::quorum::MetadataQuorum;
 use super::raft::ControllerNode;
 
@@ -102,29 +101,13 @@ impl ControllerChannel {
         R::Response: Decodable + HeaderVersion,
     {
         let correlation_id = self.correlation.fetch_add(1, Ordering::Relaxed);
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("kavka-broker")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, R::header_version(version))
-            .map_err(|e| ChannelError::Codec(e.to_string()))?;
-        request
-            .encode(&mut body, version)
-            .map_err(|e| ChannelError::Codec(e.to_string()))?;
-        let mut response = self.exchange(&body).await?;
-        let header = ResponseHeader::decode(&mut response, R::Response::header_version(version))
-            .map_err(|e| ChannelError::Codec(e.to_string()))?;
-        if header.correlation_id != correlation_id {
+        let body = encode_request(request, version, correlation_id).map_err(ChannelError::Codec)?;
+        let response = self.exchange(&body).await?;
+        let decoded = decode_response::<R>(response, version, correlation_id);
+        if decoded.is_err() {
             self.reset().await;
-            return Err(ChannelError::Codec(format!(
-                "response correlation id {} for request {correlation_id}",
-                header.correlation_id
-            )));
         }
-        R::Response::decode(&mut response, version).map_err(|e| ChannelError::Codec(e.to_string()))
+        decoded.map_err(ChannelError::Codec)
     }
 
     async fn reset(&self) {

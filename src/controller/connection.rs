@@ -1,10 +1,13 @@
 //! A lazily opened TCP connection that carries one Kafka-framed request and its response at a time: what
-//! a controller uses to reach another controller (Raft RPCs) and a broker to reach the active controller.
+//! a controller uses to reach another controller (Raft RPCs), a broker to reach the active controller, and
+//! a follower to fetch from a partition leader.
 
 use std::io;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -82,4 +85,45 @@ impl FramedConnection {
     pub fn reset(&mut self) {
         self.stream = None;
     }
+}
+
+/// A request body (header and message) of this node's own, at `version`, under `correlation_id`.
+pub fn encode_request<R>(request: &R, version: i16, correlation_id: i32) -> Result<BytesMut, String>
+where
+    R: Request + Encodable + HeaderVersion,
+{
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("kavka-broker")));
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, R::header_version(version))
+        .map_err(|e| e.to_string())?;
+    request
+        .encode(&mut body, version)
+        .map_err(|e| e.to_string())?;
+    Ok(body)
+}
+
+/// Decodes the response to a request sent with `encode_request`, checking it answers `correlation_id`.
+pub fn decode_response<R>(
+    mut response: Bytes,
+    version: i16,
+    correlation_id: i32,
+) -> Result<R::Response, String>
+where
+    R: Request,
+    R::Response: Decodable + HeaderVersion,
+{
+    let header = ResponseHeader::decode(&mut response, R::Response::header_version(version))
+        .map_err(|e| e.to_string())?;
+    if header.correlation_id != correlation_id {
+        return Err(format!(
+            "response correlation id {} for request {correlation_id}",
+            header.correlation_id
+        ));
+    }
+    R::Response::decode(&mut response, version).map_err(|e| e.to_string())
 }

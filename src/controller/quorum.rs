@@ -102,13 +102,17 @@ impl MetadataQuorum {
         )
         .await
         .map_err(|e| QuorumError::Stopped(e.to_string()))?;
-        match raft.initialize(voters.clone()).await {
-            Ok(()) => {
-                tracing::info!(node_id, voters = ?voters.keys().collect::<Vec<_>>(), "metadata quorum initialized")
+        // A broker-only node is no voter: it follows the log once the active controller adds it as a
+        // learner (`join_as_observer`), and never initializes a quorum of its own.
+        if voters.contains_key(&node_id) {
+            match raft.initialize(voters.clone()).await {
+                Ok(()) => {
+                    tracing::info!(node_id, voters = ?voters.keys().collect::<Vec<_>>(), "metadata quorum initialized")
+                }
+                // Initialized before (a restart): the log already names the voters.
+                Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(QuorumError::Stopped(e.to_string())),
             }
-            // Initialized before (a restart): the log already names the voters.
-            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-            Err(e) => return Err(QuorumError::Stopped(e.to_string())),
         }
         tokio::spawn(log_leader_changes(raft.metrics(), node_id));
         Ok(MetadataQuorum {

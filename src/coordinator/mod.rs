@@ -11,6 +11,7 @@ pub mod assignor;
 pub mod classic;
 pub mod consumer;
 pub mod consumer_records;
+pub mod loading;
 pub mod records;
 
 use std::collections::{BTreeMap, HashMap};
@@ -115,6 +116,11 @@ impl GroupCoordinator {
         self.lock().get(group).cloned()
     }
 
+    /// Forgets a group's offsets in memory (its offsets partition is no longer coordinated here).
+    pub fn remove_group(&self, group: &str) {
+        self.lock().remove(group);
+    }
+
     pub fn group_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.lock().keys().cloned().collect();
         ids.sort();
@@ -204,8 +210,9 @@ impl GroupCoordinator {
         }
     }
 
-    /// Replays one `__consumer_offsets` partition from its log start (start-up only), restoring offsets
-    /// here and the last stored membership of each group into `membership`.
+    /// Replays one `__consumer_offsets` partition from its log start to its log end (this node leads it:
+    /// everything in its log is, or is about to be, committed), restoring offsets here and the last stored
+    /// membership of each group into `membership`.
     pub async fn replay(
         &self,
         partition: &Partition,
@@ -214,7 +221,7 @@ impl GroupCoordinator {
         let mut last_membership: HashMap<String, Option<GroupMetadataValue>> = HashMap::new();
         let mut consumer_groups = ConsumerGroupRecords::new();
         let mut offset = partition.log_start_offset();
-        let end = partition.high_watermark();
+        let end = partition.log_end_offset();
         let mut applied = 0usize;
         while offset < end {
             let read = partition
@@ -411,6 +418,22 @@ pub async fn write_group_records(
     match partition.append(batch, now).await {
         Ok(outcome) => {
             broker.replicas.notify_appended();
+            // As Kafka's coordinator writes with acks=all: a change is applied and answered only once
+            // every in-sync replica has it, so a coordinator failover cannot take it back.
+            let timeout = std::time::Duration::from_millis(
+                broker.config.offsets_commit_timeout_ms.max(0) as u64,
+            );
+            let deadline = tokio::time::Instant::now() + timeout;
+            if let Err(e) = partition
+                .wait_for_high_watermark(outcome.last_offset, deadline)
+                .await
+            {
+                tracing::warn!(group, error = %e, "{OFFSETS_TOPIC} write not replicated in time");
+                return Err(match e {
+                    ResponseError::NotLeaderOrFollower => ResponseError::NotCoordinator.code(),
+                    _ => ResponseError::CoordinatorNotAvailable.code(),
+                });
+            }
             for (i, (key, value)) in changes.iter().enumerate() {
                 broker
                     .groups

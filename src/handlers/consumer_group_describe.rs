@@ -48,6 +48,12 @@ pub fn handle(
                     "The group id can't be empty.".into(),
                 );
             }
+            if let Err(e) = crate::coordinator::loading::check(broker, id.as_str()) {
+                return fail(
+                    e,
+                    format!("this broker does not coordinate group {}", id.as_str()),
+                );
+            }
             let Some(desc) = broker.consumers.describe(id.as_str()) else {
                 let known = broker.membership.describe(id.as_str()).is_some()
                     || broker.groups.group(id.as_str()).is_some();

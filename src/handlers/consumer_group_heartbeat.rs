@@ -77,6 +77,12 @@ async fn heartbeat(
         message: Some(message),
         ..Default::default()
     };
+    if let Err(e) = crate::coordinator::loading::check(broker, &req.group) {
+        return Err(error(
+            e,
+            format!("this broker does not coordinate group {}", req.group),
+        ));
+    }
     if req.group.len() > MAX_GROUP_ID_LEN {
         return Err(error(
             ResponseError::InvalidGroupId,

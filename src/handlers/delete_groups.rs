@@ -23,7 +23,9 @@ pub async fn handle(
             (is_consumer_group || broker.membership.describe(&group).is_some())
                 .then(Default::default)
         });
+        let coordinator = crate::coordinator::loading::check(broker, &group);
         let code = match known {
+            _ if coordinator.is_err() => coordinator.err().map_or(0, |e| e.code()),
             _ if broker.membership.has_members(&group) || broker.consumers.has_members(&group) => {
                 ResponseError::NonEmptyGroup.code()
             }

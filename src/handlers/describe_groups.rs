@@ -46,7 +46,9 @@ pub fn handle(
                     described
                 }
             };
-            if broker.consumers.contains(id.as_str()) {
+            if let Err(e) = crate::coordinator::loading::check(broker, id.as_str()) {
+                described.with_error_code(e.code())
+            } else if broker.consumers.contains(id.as_str()) {
                 // DescribeGroups is the classic API; consumer groups answer to ConsumerGroupDescribe
                 // (the Java admin client switches on this error).
                 not_found(described, "is not a classic group")

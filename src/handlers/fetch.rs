@@ -1,17 +1,22 @@
 //! Fetch (key 1): whole stored record batches from partition logs, with long polling (`max_wait_ms` /
 //! `min_bytes`) and the request/partition byte limits. Fetch sessions (KIP-227) are answered sessionless
 //! (session id 0), which clients accept and answer with full fetch requests.
+//!
+//! Consumers read below the high watermark. A follower (a replica id in the request) reads up to the log
+//! end; its fetch offset tells the leader how far its log reaches, which moves the high watermark and may
+//! bring it into the ISR. A follower whose last fetched epoch diverges from the leader's log is told
+//! where to truncate (KIP-320's diverging epoch) and gets no records.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
-    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 
-use super::{leader_hints, storage_error_code};
+use super::{leader_hints, now_ms, storage_error_code};
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
 
@@ -19,6 +24,11 @@ use crate::server::Broker;
 const TOPIC_ID_VERSION: i16 = 13;
 /// First version with KIP-951 leader hints (current leader per partition, node endpoints).
 const LEADER_HINT_VERSION: i16 = 16;
+/// First version carrying the follower's id and broker epoch in `ReplicaState` (KIP-903) instead of
+/// the top-level `ReplicaId`.
+const REPLICA_STATE_VERSION: i16 = 15;
+/// First version carrying the follower's last fetched epoch (KIP-320).
+const LAST_FETCHED_EPOCH_VERSION: i16 = 12;
 /// A long poll never outlives this, whatever the client asks (keeps connections responsive at shutdown).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 
@@ -40,11 +50,20 @@ pub async fn handle(
         .max_bytes
         .clamp(0, broker.config.fetch_max_bytes.max(0)) as usize;
     let min_bytes = (request.min_bytes.max(0) as usize).min(max_bytes);
+    let follower = if ctx.api_version >= REPLICA_STATE_VERSION {
+        (
+            request.replica_state.replica_id.0,
+            request.replica_state.replica_epoch,
+        )
+    } else {
+        (request.replica_id.0, -1)
+    };
+    let follower = (follower.0 >= 0).then_some(follower);
     // Subscribe before the first read so an append between the read and the wait is not missed.
     let mut appended = broker.replicas.subscribe_appends();
     loop {
         let (responses, bytes, has_error) =
-            read_once(broker, ctx.api_version, &request, max_bytes).await;
+            read_once(broker, ctx.api_version, &request, max_bytes, follower).await;
         let now = Instant::now();
         if bytes >= min_bytes || has_error || request.topics.is_empty() || now >= deadline {
             let mut response = FetchResponse::default()
@@ -104,11 +123,13 @@ fn add_leader_hints(broker: &Broker, ctx: &RequestContext<'_>, response: &mut Fe
             .collect();
 }
 
+/// One pass over the requested partitions. `follower` is the fetching replica's id and broker epoch.
 async fn read_once(
     broker: &Broker,
     version: i16,
     request: &FetchRequest,
     max_bytes: usize,
+    follower: Option<(i32, i64)>,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let image = broker.image();
     let mut remaining = max_bytes;
@@ -157,8 +178,19 @@ async fn read_once(
                 }));
                 continue;
             }
+            if follower.is_some_and(|(id, _)| !partition.replicas().contains(&id)) {
+                has_error = true;
+                partitions.push(base.with_error_code(ResponseError::NotLeaderOrFollower.code()));
+                continue;
+            }
             let hw = partition.high_watermark();
             let log_start = partition.log_start_offset();
+            // Consumers read up to the high watermark, followers up to the log end.
+            let limit = if follower.is_some() {
+                partition.log_end_offset()
+            } else {
+                hw
+            };
             let base = base
                 .with_high_watermark(hw)
                 .with_last_stable_offset(hw)
@@ -168,14 +200,53 @@ async fn read_once(
                 } else {
                     None
                 });
-            // Nothing new below the high watermark: answer without touching the disk.
-            if fp.fetch_offset == hw && fp.fetch_offset >= log_start {
-                partitions.push(base);
-                continue;
+            if follower.is_some()
+                && version >= LAST_FETCHED_EPOCH_VERSION
+                && fp.last_fetched_epoch >= 0
+            {
+                let (epoch, end) = partition.log().end_offset_for_epoch(fp.last_fetched_epoch);
+                if epoch < fp.last_fetched_epoch || end < fp.fetch_offset {
+                    partitions.push(
+                        base.with_diverging_epoch(
+                            EpochEndOffset::default()
+                                .with_epoch(epoch)
+                                .with_end_offset(end),
+                        ),
+                    );
+                    has_error = true;
+                    continue;
+                }
             }
-            let max = (fp.partition_max_bytes.max(0) as usize).min(remaining);
-            match partition.read(fp.fetch_offset, max, hw, total == 0).await {
-                Ok(read) => {
+            let read = if fp.fetch_offset == limit && fp.fetch_offset >= log_start {
+                // Nothing new: answer without touching the disk.
+                Ok(None)
+            } else {
+                let max = (fp.partition_max_bytes.max(0) as usize).min(remaining);
+                partition
+                    .read(fp.fetch_offset, max, limit, total == 0)
+                    .await
+                    .map(Some)
+            };
+            if let (Some((id, broker_epoch)), Ok(_)) = (follower, &read) {
+                let outcome =
+                    partition.record_follower_fetch(id, broker_epoch, fp.fetch_offset, now_ms());
+                if outcome.high_watermark_advanced {
+                    broker.replicas.notify_appended();
+                }
+                if let Some(change) = outcome.isr_expansion {
+                    broker.replicas.propose_isr_change(change);
+                }
+            }
+            // A follower learns the high watermark its own fetch may just have moved.
+            let base = if follower.is_some() {
+                let hw = partition.high_watermark();
+                base.with_high_watermark(hw).with_last_stable_offset(hw)
+            } else {
+                base
+            };
+            match read {
+                Ok(None) => partitions.push(base),
+                Ok(Some(read)) => {
                     let len = read.records.len();
                     total += len;
                     remaining = remaining.saturating_sub(len);

@@ -13,6 +13,9 @@ pub fn handle(
     _ctx: &RequestContext<'_>,
     request: HeartbeatRequest,
 ) -> HeartbeatResponse {
+    if let Err(e) = crate::coordinator::loading::check(broker, request.group_id.as_str()) {
+        return HeartbeatResponse::default().with_error_code(e.code());
+    }
     let code = broker.membership.heartbeat(
         request.group_id.as_str(),
         request.member_id.as_str(),

@@ -34,6 +34,13 @@ pub async fn handle(
             member_id: request.member_id.to_string(),
             ..Default::default()
         }
+    } else if let Err(e) = crate::coordinator::loading::check(broker, &group) {
+        JoinOutcome {
+            error: e.code(),
+            generation: -1,
+            member_id: request.member_id.to_string(),
+            ..Default::default()
+        }
     } else if let Err(code) = take_over_empty_consumer_group(broker, &group).await {
         JoinOutcome {
             error: code,

@@ -17,6 +17,9 @@ pub async fn handle(
     request: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
     let group = request.group_id.as_str();
+    if let Err(e) = crate::coordinator::loading::check(broker, group) {
+        return LeaveGroupResponse::default().with_error_code(e.code());
+    }
     if ctx.api_version < BATCH_VERSION {
         let (code, dirty) =
             broker

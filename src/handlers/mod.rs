@@ -5,6 +5,7 @@
 //! offset_delete, list_groups, describe_groups, delete_groups), producer ids (init_producer_id) and the handshake (api_versions).
 
 pub mod alter_configs;
+pub mod alter_partition;
 pub mod api_versions;
 pub mod broker_heartbeat;
 pub mod broker_registration;
@@ -19,6 +20,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;

@@ -45,6 +45,8 @@ pub async fn handle(
     };
     let group_error = if group.is_empty() || group.len() > MAX_GROUP_ID_LEN {
         Some(ResponseError::InvalidGroupId.code())
+    } else if let Err(e) = crate::coordinator::loading::check(broker, &group) {
+        Some(e.code())
     } else if let Some(verdict) = membership {
         verdict.err()
     } else if request.generation_id_or_member_epoch >= 0 {

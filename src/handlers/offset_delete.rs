@@ -16,6 +16,9 @@ pub async fn handle(
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
     let group = request.group_id.to_string();
+    if let Err(e) = crate::coordinator::loading::check(broker, &group) {
+        return OffsetDeleteResponse::default().with_error_code(e.code());
+    }
     let Some(existing) = broker.groups.group(&group).or_else(|| {
         (broker.consumers.contains(&group) || broker.membership.describe(&group).is_some())
             .then(Default::default)

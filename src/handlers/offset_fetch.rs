@@ -29,6 +29,7 @@ fn fetch_group(
     if group.is_empty() || group.len() > MAX_GROUP_ID_LEN {
         return Err(ResponseError::InvalidGroupId.code());
     }
+    crate::coordinator::loading::check(broker, group).map_err(|e| e.code())?;
     let stored = broker.groups.group(group).unwrap_or_default().offsets;
     let lookup = |topic: &str, partition: i32| -> FetchedOffset {
         match stored.get(&(topic.to_string(), partition)) {

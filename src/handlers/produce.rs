@@ -1,4 +1,5 @@
-//! Produce (key 0): appends each partition's record batch to the leader's log.
+//! Produce (key 0): appends each partition's record batch to the leader's log. With acks=all the answer
+//! waits until the high watermark passes the batch, i.e. every in-sync replica has it.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
@@ -82,6 +83,9 @@ pub async fn handle(
     };
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut appended_any = false;
+    // acks=all appends waiting for replication: (topic index, partition index, partition, last offset,
+    // min.insync.replicas).
+    let mut awaiting_replication = Vec::new();
     for topic_data in request.topic_data {
         let mut image = broker.image();
         let mut topic = if version >= TOPIC_ID_VERSION {
@@ -206,6 +210,21 @@ pub async fn handle(
             match partition.append(records, now_ms()).await {
                 Ok(outcome) => {
                     appended_any |= !outcome.duplicate;
+                    if acks == -1 {
+                        let min_isr = topic_config
+                            .as_ref()
+                            .map_or(broker.effective_config().min_insync_replicas, |c| {
+                                c.min_insync_replicas
+                            })
+                            .max(0) as usize;
+                        awaiting_replication.push((
+                            responses.len(),
+                            partition_responses.len(),
+                            partition.clone(),
+                            outcome.last_offset,
+                            min_isr,
+                        ));
+                    }
                     partition_responses.push(
                         PartitionProduceResponse::default()
                             .with_index(index)
@@ -242,6 +261,28 @@ pub async fn handle(
     }
     if appended_any {
         broker.replicas.notify_appended();
+    }
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
+    for (topic, index, partition, last_offset, min_isr) in awaiting_replication {
+        let outcome = match partition
+            .wait_for_high_watermark(last_offset, deadline)
+            .await
+        {
+            Ok(()) if partition.isr_size() < min_isr => {
+                Err(ResponseError::NotEnoughReplicasAfterAppend)
+            }
+            other => other,
+        };
+        if let (Err(e), Some(response)) = (
+            outcome,
+            responses
+                .get_mut(topic)
+                .and_then(|t: &mut TopicProduceResponse| t.partition_responses.get_mut(index)),
+        ) {
+            response.error_code = e.code();
+            response.base_offset = -1;
+        }
     }
     let mut response = ProduceResponse::default().with_responses(responses);
     if version >= LEADER_HINT_VERSION {

@@ -15,6 +15,9 @@ pub async fn handle(
     _ctx: &RequestContext<'_>,
     request: SyncGroupRequest,
 ) -> SyncGroupResponse {
+    if let Err(e) = crate::coordinator::loading::check(broker, request.group_id.as_str()) {
+        return SyncGroupResponse::default().with_error_code(e.code());
+    }
     let (reply, dirty) = broker.membership.sync(
         request.group_id.as_str(),
         request.member_id.as_str(),

@@ -291,7 +291,7 @@ fn leadership_for_unfenced(image: &MetadataImage, broker: i32) -> Vec<MetadataRe
 
 /// The full partition record after a change: a new leader bumps the leader epoch; any change bumps the
 /// partition epoch (Kafka's PartitionChangeRecord semantics, written as a whole record).
-fn partition_change(
+pub(super) fn partition_change(
     topic_id: Uuid,
     p: &super::image::PartitionImage,
     isr: Vec<i32>,
@@ -313,7 +313,7 @@ fn partition_change(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
@@ -325,7 +325,7 @@ mod tests {
 
     const SESSION: Duration = Duration::from_secs(30);
 
-    fn controller(dir: &std::path::Path) -> Controller {
+    pub(in crate::metadata) fn controller(dir: &std::path::Path) -> Controller {
         Controller::new(
             1,
             TopicDefaults {
@@ -362,7 +362,7 @@ mod tests {
     }
 
     /// Registers and unfences brokers 1..=n; returns their epochs.
-    fn live_cluster(c: &Controller, n: i32) -> Vec<i64> {
+    pub(in crate::metadata) fn live_cluster(c: &Controller, n: i32) -> Vec<i64> {
         (1..=n)
             .map(|id| {
                 let epoch = c

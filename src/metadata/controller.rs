@@ -276,7 +276,7 @@ impl Controller {
                     .collect(),
             });
         }
-        records.extend(partition_records(topic_id, 0, &assignments));
+        records.extend(partition_records(topic_id, 0, &assignments, &live));
         self.journal.commit(records)?;
         tracing::info!(topic = %topic.name, %topic_id, partitions, replication_factor = rf, "topic created");
         Ok((topic_id, partitions, rf))
@@ -432,7 +432,7 @@ impl Controller {
         if validate_only {
             return Ok(());
         }
-        let records = partition_records(topic_id, current, &new_assignments);
+        let records = partition_records(topic_id, current, &new_assignments, &live);
         self.journal.commit(records)?;
         tracing::info!(topic = %name, from = current, to = count, "partitions added");
         Ok(())
@@ -464,24 +464,32 @@ fn live_broker_ids(image: &MetadataImage) -> Vec<i32> {
     image.live_brokers().map(|b| b.broker_id).collect()
 }
 
+/// New partitions: every live replica starts in sync (all logs are empty), the first live one leads; a
+/// partition whose replicas are all fenced starts without a leader, as in Kafka.
 fn partition_records(
     topic_id: Uuid,
     first_partition: i32,
     assignments: &[Vec<i32>],
+    live: &[i32],
 ) -> Vec<MetadataRecord> {
     assignments
         .iter()
         .enumerate()
-        .map(|(i, replicas)| MetadataRecord::Partition {
-            topic_id,
-            partition: first_partition + i as i32,
-            replicas: replicas.clone(),
-            // Only the leader is in sync at first: a follower joins the ISR once it has fetched up to
-            // the leader's end (and partitions are not replicated between brokers yet).
-            isr: vec![replicas[0]],
-            leader: replicas[0],
-            leader_epoch: 0,
-            partition_epoch: 0,
+        .map(|(i, replicas)| {
+            let isr: Vec<i32> = replicas
+                .iter()
+                .copied()
+                .filter(|r| live.contains(r))
+                .collect();
+            MetadataRecord::Partition {
+                topic_id,
+                partition: first_partition + i as i32,
+                replicas: replicas.clone(),
+                leader: isr.first().copied().unwrap_or(-1),
+                isr,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            }
         })
         .collect()
 }

@@ -7,7 +7,9 @@
 mod broker_control;
 mod controller;
 mod image;
+mod leader_election;
 mod log;
+mod partition_control;
 mod records;
 #[cfg(test)]
 mod test_journal;
@@ -20,7 +22,9 @@ pub use controller::{
     TopicRef, MAX_PARTITIONS_PER_REQUEST,
 };
 pub use image::{BrokerRegistration, MetadataImage, PartitionImage, TopicImage, INTERNAL_TOPICS};
+pub use leader_election::{ElectionResult, ElectionType};
 pub use log::{MetadataLog, METADATA_LOG_FILE};
+pub use partition_control::{IsrChangeRequest, IsrChangeResult};
 pub use records::{BrokerEndpoint, MetadataRecord};
 
 /// Failures of the metadata log itself (disk or encoding), as opposed to rejected requests.

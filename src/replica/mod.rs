@@ -2,6 +2,8 @@
 //! gets its log opened (recovering it if needed), a deleted topic has its logs removed.
 
 pub mod cleaner;
+pub mod fetcher;
+pub mod isr;
 mod partition;
 
 use std::collections::HashMap;
@@ -14,7 +16,7 @@ use kavka_storage::{LogConfig, PartitionLog, StorageError, TimestampType};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::metadata::{MetadataImage, TopicImage};
+use crate::metadata::{IsrChangeRequest, MetadataImage, TopicImage};
 pub use partition::Partition;
 
 /// File in each partition directory recording which topic id it belongs to, so that a directory left by a
@@ -36,11 +38,15 @@ pub struct ReplicaManager {
     /// Serializes `apply_image` and remembers the last image applied: two concurrent applications (or an
     /// older image applied after a newer one) would open a log twice or delete a live partition.
     applied_version: Mutex<Option<u64>>,
+    /// ISR changes partitions propose, on their way to the controller (see `isr`).
+    isr_changes: tokio::sync::mpsc::UnboundedSender<IsrChangeRequest>,
+    isr_change_receiver: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<IsrChangeRequest>>>,
 }
 
 impl ReplicaManager {
     pub fn new(node_id: i32, broker_config: Arc<BrokerConfig>) -> ReplicaManager {
         let (appended, _) = watch::channel(0);
+        let (isr_changes, isr_change_receiver) = tokio::sync::mpsc::unbounded_channel();
         ReplicaManager {
             node_id,
             log_dirs: broker_config.log_dirs.iter().map(PathBuf::from).collect(),
@@ -48,6 +54,8 @@ impl ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             appended,
             applied_version: Mutex::new(None),
+            isr_changes,
+            isr_change_receiver: Mutex::new(Some(isr_change_receiver)),
         }
     }
 
@@ -95,6 +103,43 @@ impl ReplicaManager {
         match self.get_for(topic, partition) {
             Some(p) if p.is_leader() => Ok(p),
             _ => Err(ResponseError::NotLeaderOrFollower),
+        }
+    }
+
+    /// Queues an ISR change for the controller.
+    pub fn propose_isr_change(&self, change: IsrChangeRequest) {
+        // The receiver lives as long as the broker; after shutdown there is nobody left to tell.
+        let _ = self.isr_changes.send(change);
+    }
+
+    /// The queue of proposed ISR changes (taken once, by the task that sends them).
+    pub fn take_isr_changes(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<IsrChangeRequest>> {
+        match self.isr_change_receiver.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        }
+    }
+
+    /// Partitions this node follows, grouped by the leader they fetch from.
+    pub fn followed_by_leader(&self) -> HashMap<i32, Vec<Arc<Partition>>> {
+        let mut by_leader: HashMap<i32, Vec<Arc<Partition>>> = HashMap::new();
+        for p in self.read_map().values() {
+            let leader = p.leader();
+            if !p.is_leader() && leader >= 0 && leader != self.node_id {
+                by_leader.entry(leader).or_default().push(p.clone());
+            }
+        }
+        by_leader
+    }
+
+    /// Writes every hosted partition's high watermark checkpoint.
+    pub fn checkpoint_high_watermarks(&self) {
+        for p in self.partitions() {
+            if let Err(e) = p.checkpoint_high_watermark() {
+                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "cannot checkpoint the high watermark");
+            }
         }
     }
 
@@ -164,11 +209,7 @@ impl ReplicaManager {
                 }
                 let key = (topic.name.clone(), p.partition);
                 if let Some(existing) = self.read_map().get(&key) {
-                    let leads = p.leader == self.node_id;
-                    if leads && p.leader_epoch != existing.leader_epoch() {
-                        record_epoch_start(existing, p.leader_epoch);
-                    }
-                    existing.set_leadership(leads, p.leader_epoch);
+                    existing.apply_metadata(p, now_ms);
                     existing
                         .log()
                         .update_config(log_config(topic, &broker_config));
@@ -190,13 +231,11 @@ impl ReplicaManager {
                     topic.name.clone(),
                     topic.topic_id,
                     p.partition,
+                    self.node_id,
                     log,
-                    p.leader_epoch,
-                    p.leader == self.node_id,
+                    p,
+                    now_ms,
                 );
-                if p.leader == self.node_id {
-                    record_epoch_start(&partition, p.leader_epoch);
-                }
                 self.write_map().insert(key, Arc::new(partition));
             }
         }
@@ -266,6 +305,9 @@ impl ReplicaManager {
     pub fn close_all(&self) {
         let partitions: Vec<Arc<Partition>> = self.write_map().drain().map(|(_, p)| p).collect();
         for p in partitions {
+            if let Err(e) = p.checkpoint_high_watermark() {
+                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "cannot checkpoint the high watermark");
+            }
             if let Err(e) = p.log().close() {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "closing log failed");
             }
@@ -350,12 +392,5 @@ pub fn log_config(topic: &TopicImage, broker: &BrokerConfig) -> LogConfig {
         min_compaction_lag_ms: c.min_compaction_lag_ms,
         max_compaction_lag_ms: c.max_compaction_lag_ms,
         min_cleanable_dirty_ratio: c.min_cleanable_dirty_ratio,
-    }
-}
-
-/// Records a new leader epoch's start; a failure only weakens answers about older epochs, so it is logged.
-fn record_epoch_start(partition: &Partition, epoch: i32) {
-    if let Err(e) = partition.record_leader_epoch_start(epoch) {
-        tracing::warn!(topic = %partition.topic, partition = partition.index, epoch, error = %e, "cannot record the start of a leader epoch");
     }
 }

@@ -6,6 +6,8 @@
 //! read without re-running anything.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -191,6 +193,12 @@ impl Broker {
             Some(c) => matches!(c.try_wait(), Ok(None)),
             None => false,
         }
+    }
+
+    /// True unless the process was killed or terminated by the test (and not restarted); unlike
+    /// [`is_alive`](Self::is_alive), it does not notice a process that died by itself.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// SIGKILL, as in a crash: nothing is flushed by the broker.

@@ -75,6 +75,10 @@ pub struct BrokerConfig {
     pub unclean_leader_election_enable: bool,
     /// `auto.leader.rebalance.enable`.
     pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval_seconds: i64,
+    /// `leader.imbalance.per.broker.percentage`.
+    pub leader_imbalance_per_broker_percentage: i32,
     /// `log.segment.bytes`.
     pub log_segment_bytes: i32,
     /// `log.roll.ms`, else `log.roll.hours` in ms.
@@ -400,14 +404,15 @@ impl BrokerConfig {
         Self::from_pairs(&[]).map(|l| l.config)
     }
 
-    /// Whether `process.roles` includes broker.
+    /// Whether this node runs a broker: `process.roles` includes broker, or is unset (the single-node
+    /// default, where one process is both).
     pub fn is_broker(&self) -> bool {
-        self.process_roles.contains(&ProcessRole::Broker)
+        self.process_roles.is_empty() || self.process_roles.contains(&ProcessRole::Broker)
     }
 
-    /// Whether `process.roles` includes controller.
+    /// Whether this node runs a controller: `process.roles` includes controller, or is unset.
     pub fn is_controller(&self) -> bool {
-        self.process_roles.contains(&ProcessRole::Controller)
+        self.process_roles.is_empty() || self.process_roles.contains(&ProcessRole::Controller)
     }
 
     /// The listeners named in `controller.listener.names`.
@@ -870,6 +875,9 @@ fn build(
         delete_topic_enable: r.bool("delete.topic.enable")?,
         unclean_leader_election_enable: r.bool("unclean.leader.election.enable")?,
         auto_leader_rebalance_enable: r.bool("auto.leader.rebalance.enable")?,
+        leader_imbalance_check_interval_seconds: r
+            .long("leader.imbalance.check.interval.seconds")?,
+        leader_imbalance_per_broker_percentage: r.int("leader.imbalance.per.broker.percentage")?,
         log_segment_bytes: r.int("log.segment.bytes")?,
         log_roll_ms,
         log_roll_jitter_ms,

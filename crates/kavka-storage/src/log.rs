@@ -1088,10 +1088,21 @@ impl PartitionLog {
     /// batch the whole batch goes (the log ends at a batch boundary); when it precedes the log start the
     /// log is emptied and restarts at `offset`. Producer state is rebuilt for the new end.
     pub fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
+        let full = offset < self.log_start.load(Ordering::Acquire);
+        self.truncate(offset, full)
+    }
+
+    /// Empties the log and restarts it at `offset`, which may lie beyond the current end: what a follower
+    /// does when the leader's log starts past everything it has (Kafka's truncateFullyAndStartAt).
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), StorageError> {
+        self.truncate(offset, true)
+    }
+
+    fn truncate(&self, offset: i64, full: bool) -> Result<(), StorageError> {
         let cfg = read(&self.config).clone();
         let mut inner = lock(&self.inner);
         let log_end = self.log_end.load(Ordering::Acquire);
-        if offset >= log_end {
+        if !full && offset >= log_end {
             // Kafka truncates the epoch cache even then: a replica that became leader and recorded its
             // epoch at its log end but wrote nothing before losing leadership holds an entry for an epoch
             // with no data, which would make it answer OffsetForLeaderEpoch wrongly.
@@ -1101,7 +1112,6 @@ impl PartitionLog {
         self.remove_marker(&mut inner)?;
         let now_ms = inner.last_flush_ms;
         // Kafka's truncateTo: a target below the log start empties the log and restarts it there.
-        let full = offset < self.log_start.load(Ordering::Acquire);
         if full {
             // Lowered before the files change: a crash in between leaves a checkpoint below the first
             // segment, which open() clamps, never one above a log that restarts lower.

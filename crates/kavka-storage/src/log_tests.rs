@@ -664,6 +664,30 @@ fn truncate_to_rewinds_log_and_producer_state() {
 }
 
 #[test]
+fn truncate_fully_and_start_at_restarts_the_log_past_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config(), T0).unwrap();
+    for i in 0..10 {
+        log.append(B::plain(1, T0).encode(), i, T0).unwrap();
+    }
+    log.truncate_fully_and_start_at(500).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 500));
+    assert!(log.leader_epochs().is_empty());
+    assert_eq!(segment_files(dir.path(), "log").len(), 1);
+    // A follower continues from there with the leader's batches.
+    let leader = PartitionLog::open(&dir.path().join("leader"), small_config(), T0).unwrap();
+    leader.truncate_fully_and_start_at(500).unwrap();
+    leader.append(B::plain(3, T0).encode(), 4, T0).unwrap();
+    log.append_replicated(leader.read(500, 1 << 20, i64::MAX, true).unwrap().records)
+        .unwrap();
+    assert_eq!(log.log_end_offset(), 503);
+    drop(log);
+    let log = PartitionLog::open(dir.path(), small_config(), T0).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 503));
+    assert_eq!(log.leader_epochs(), vec![(4, 500)]);
+}
+
+#[test]
 fn append_replicated_copies_batches_verbatim() {
     let dir = tempfile::tempdir().unwrap();
     let leader = PartitionLog::open(&dir.path().join("leader"), small_config(), T0).unwrap();

@@ -6,7 +6,8 @@
 //! Kafka APIs controllers serve. The body is the JSON encoding of openraft's own (serde) request types
 //! together with the node id the sender means to reach: a node answers only RPCs addressed to it, because
 //! openraft's leader cannot survive hearing its own voice through a misconfigured address.
-//! Only controllers accept this key (see `dispatch::handle_frame`), and it is never advertised.
+//! Only controllers accept this key, and broker-only nodes on their inter-broker listener (they follow the
+//! log as openraft learners, Kafka's observers; see `dispatch::handle_frame`). It is never advertised.
 
 use std::time::Duration;
 
@@ -48,6 +49,11 @@ enum RaftRpc {
     AppendEntries(AppendEntriesRequest<MetadataRaftConfig>),
     Vote(VoteRequest<NodeId>),
     InstallSnapshot(InstallSnapshotRequest<MetadataRaftConfig>),
+    /// A broker-only node asks the active controller to replicate the log to it (as a learner).
+    AddObserver {
+        node_id: NodeId,
+        node: ControllerNode,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -57,6 +63,11 @@ enum RaftRpcReply {
     InstallSnapshot(
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
+    AddObserver(Result<(), String>),
+    /// The request needs the active controller; this node is not it.
+    NotLeader {
+        leader: Option<NodeId>,
+    },
     /// The frame reached a node other than the one it was addressed to.
     WrongNode {
         this_node: NodeId,
@@ -122,6 +133,9 @@ pub async fn serve_rpc(
             RaftRpc::InstallSnapshot(rpc) => {
                 RaftRpcReply::InstallSnapshot(raft.install_snapshot(rpc).await)
             }
+            RaftRpc::AddObserver { node_id, node } => {
+                add_observer(raft, this_node, node_id, node).await
+            }
         },
     };
     // Serializing openraft's plain data types cannot fail; a failure would be a bug worth a loud reply.
@@ -136,6 +150,92 @@ pub async fn serve_rpc(
     frame.put_i32(correlation_id);
     frame.put_slice(&json);
     Ok(frame.freeze())
+}
+
+/// Adds a broker-only node as a learner, if this node leads the quorum. A voter's id is refused: openraft
+/// would otherwise take the new address for that voter.
+async fn add_observer(
+    raft: &MetadataRaft,
+    this_node: NodeId,
+    node_id: NodeId,
+    node: ControllerNode,
+) -> RaftRpcReply {
+    let metrics = raft.metrics().borrow().clone();
+    if metrics.current_leader != Some(this_node) {
+        return RaftRpcReply::NotLeader {
+            leader: metrics.current_leader,
+        };
+    }
+    if metrics
+        .membership_config
+        .membership()
+        .voter_ids()
+        .any(|v| v == node_id)
+    {
+        return RaftRpcReply::AddObserver(Err(format!(
+            "node {node_id} is a controller (a voter of the metadata quorum); a broker-only node needs its own node.id"
+        )));
+    }
+    let known = metrics
+        .membership_config
+        .nodes()
+        .any(|(id, n)| *id == node_id && *n == node);
+    if known {
+        return RaftRpcReply::AddObserver(Ok(()));
+    }
+    match raft.add_learner(node_id, node.clone(), false).await {
+        Ok(_) => {
+            tracing::info!(node_id, address = %node, "broker-only node follows the metadata log");
+            RaftRpcReply::AddObserver(Ok(()))
+        }
+        Err(e) => RaftRpcReply::AddObserver(Err(e.to_string())),
+    }
+}
+
+/// Asks the voters, the active controller first once known, to replicate the metadata log to this
+/// broker-only node at `node` (its inter-broker listener). Errors say why no voter accepted.
+pub async fn join_as_observer(
+    voters: &std::collections::BTreeMap<NodeId, ControllerNode>,
+    node_id: NodeId,
+    node: &ControllerNode,
+) -> Result<(), String> {
+    let mut target = voters.keys().next().copied();
+    let mut tried = std::collections::BTreeSet::new();
+    let mut last_error = String::from("no controller in controller.quorum.voters");
+    while let Some(voter) = target {
+        tried.insert(voter);
+        let Some(address) = voters.get(&voter) else {
+            break;
+        };
+        let mut client = ControllerClient {
+            target: voter,
+            connection: FramedConnection::new(address.to_string(), MAX_RAFT_FRAME),
+            next_correlation_id: 0,
+            reachable: None,
+        };
+        let rpc = RaftRpc::AddObserver {
+            node_id,
+            node: node.clone(),
+        };
+        let next_untried = voters.keys().copied().find(|v| !tried.contains(v));
+        target = match client
+            .exchange(rpc, &RPCOption::new(Duration::from_secs(10)))
+            .await
+        {
+            Ok(RaftRpcReply::AddObserver(Ok(()))) => return Ok(()),
+            Ok(RaftRpcReply::AddObserver(Err(e))) => return Err(e),
+            Ok(RaftRpcReply::NotLeader { leader: Some(l) }) if !tried.contains(&l) => Some(l),
+            Ok(other) => {
+                last_error = format!("controller {voter}: {other:?}");
+                next_untried
+            }
+            Err(e) => {
+                last_error = format!("controller {voter} at {address}: {e}");
+                next_untried
+            }
+        };
+    }
+    Err(last_error)
 }
 
 /// Creates the clients openraft uses to reach the other controllers.

@@ -1,0 +1,379 @@
+//! A cluster of combined broker+controller `kavka` processes on loopback, for the multi-node tests:
+//! every node is a metadata-quorum voter and a broker, formatted with one shared cluster id. Also
+//! Metadata helpers (raw `MetadataRequest`s to one node) and rdkafka admin helpers that take a
+//! `bootstrap.servers` list rather than a single broker.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+
+use super::{Broker, RawConn};
+
+/// Short broker sessions so that fencing is observable within a test (elections stay at Kafka's
+/// default); overridable per cluster with `broker.session.timeout.ms`.
+pub const SESSION_MS: u64 = 3000;
+/// How long [`wait_for_metadata`] polls.
+pub const WAIT: Duration = Duration::from_secs(40);
+/// Every node's `meta.properties` carries it (what `kavka cluster up` writes for a local cluster).
+pub const CLUSTER_ID: &str = "kavkaTestClusterId0001";
+
+/// The clusters of one test file start one at a time, and each takes all its ports in one go: two
+/// clusters picking ports at once could be handed the same just-released port.
+static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// `n` nodes with ids 1..=n; `nodes[i]` is node `i + 1`. Dropping it kills every process.
+pub struct Cluster {
+    pub nodes: Vec<Broker>,
+}
+
+/// `n` distinct free ports, all held at once while they are picked, so that each node's
+/// controller port is known before any node starts.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let holders: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    holders
+        .iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect()
+}
+
+impl Cluster {
+    /// Starts `n` nodes with the default cluster settings and waits until each accepts
+    /// connections.
+    pub fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, &[])
+    }
+
+    /// Like [`start`](Self::start), with extra `key=value` settings given to every node. A key
+    /// that the cluster sets itself (e.g. `broker.session.timeout.ms`) is replaced, not repeated;
+    /// the heartbeat interval follows an overridden session timeout unless it is given too.
+    pub fn start_with(n: usize, extra: &[(&str, &str)]) -> Cluster {
+        let _starting = STARTING.lock().unwrap_or_else(|p| p.into_inner());
+        let ports = free_ports(2 * n);
+        let (client_ports, controller_ports) = ports.split_at(n);
+        let voters = controller_ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let session_ms: u64 = extra
+            .iter()
+            .find(|(k, _)| *k == "broker.session.timeout.ms")
+            .map(|(_, v)| v.parse().expect("broker.session.timeout.ms is a number"))
+            .unwrap_or(SESSION_MS);
+        let mut nodes: Vec<Broker> = (0..n)
+            .map(|i| {
+                let mut settings: Vec<(String, String)> = vec![
+                    ("process.roles".into(), "broker,controller".into()),
+                    ("node.id".into(), (i + 1).to_string()),
+                    (
+                        "listeners".into(),
+                        format!(
+                            "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+                            client_ports[i], controller_ports[i]
+                        ),
+                    ),
+                    (
+                        "advertised.listeners".into(),
+                        format!("PLAINTEXT://127.0.0.1:{}", client_ports[i]),
+                    ),
+                    ("controller.listener.names".into(), "CONTROLLER".into()),
+                    (
+                        "listener.security.protocol.map".into(),
+                        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
+                    ),
+                    ("controller.quorum.voters".into(), voters.clone()),
+                    ("broker.session.timeout.ms".into(), session_ms.to_string()),
+                    (
+                        "broker.heartbeat.interval.ms".into(),
+                        (session_ms / 6).to_string(),
+                    ),
+                ];
+                for (k, v) in extra {
+                    match settings.iter_mut().find(|(key, _)| key == k) {
+                        Some(slot) => slot.1 = v.to_string(),
+                        None => settings.push((k.to_string(), v.to_string())),
+                    }
+                }
+                let overrides: Vec<(&str, &str)> = settings
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                Broker::launch_formatted(
+                    client_ports[i],
+                    &overrides,
+                    Some((CLUSTER_ID, i as i32 + 1)),
+                )
+            })
+            .collect();
+        for node in &mut nodes {
+            node.wait_ready();
+        }
+        Cluster { nodes }
+    }
+
+    /// `bootstrap.servers` naming every node.
+    pub fn bootstrap(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| n.bootstrap())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `bootstrap.servers` naming the nodes whose process is running (not killed).
+    pub fn running_bootstrap(&self) -> String {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_running())
+            .map(|n| n.bootstrap())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Node `id` (1-based).
+    pub fn node(&mut self, id: i32) -> &mut Broker {
+        &mut self.nodes[(id - 1) as usize]
+    }
+
+    /// Node `id` (1-based), shared.
+    pub fn get(&self, id: i32) -> &Broker {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    /// Every node id.
+    pub fn ids(&self) -> Vec<i32> {
+        (1..=self.nodes.len() as i32).collect()
+    }
+
+    /// Waits until every node lists every node as a live (registered, unfenced) broker: before
+    /// that, a topic with replication factor `n` cannot be placed (INVALID_REPLICATION_FACTOR).
+    pub fn wait_for_all_brokers(&self) {
+        let all: BTreeSet<i32> = self.ids().into_iter().collect();
+        for node in &self.nodes {
+            wait_for_metadata(node, &format!("all brokers {all:?}"), |m| {
+                brokers_of(m) == all
+            });
+        }
+    }
+
+    /// The active controller as the nodes last logged it ("metadata quorum leader changed").
+    pub fn active_controller(&self) -> i32 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let mut latest: Option<(String, i32)> = None;
+            for node in &self.nodes {
+                for line in node.log().lines() {
+                    let Some(rest) = line
+                        .split("metadata quorum leader changed leader=Some(")
+                        .nth(1)
+                    else {
+                        continue;
+                    };
+                    let Some(id) = rest.split(')').next().and_then(|id| id.parse().ok()) else {
+                        continue;
+                    };
+                    let at = line
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    if latest.as_ref().is_none_or(|(t, _)| at > *t) {
+                        latest = Some((at, id));
+                    }
+                }
+            }
+            if let Some((_, id)) = latest {
+                return id;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no node logged an active controller"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Polls Metadata on each of the nodes `on` (one after the other) until `check` holds for
+    /// `topic`'s partitions on that node, all within `limit`; panics with what the failing node last
+    /// answered. Returns the partitions as the last node of `on` saw them.
+    pub fn wait_for_partitions(
+        &self,
+        on: &[i32],
+        topic: &str,
+        limit: Duration,
+        what: &str,
+        check: impl Fn(&[PartitionState]) -> bool,
+    ) -> Vec<PartitionState> {
+        let deadline = Instant::now() + limit;
+        let mut seen = Vec::new();
+        for &id in on {
+            let node = self.get(id);
+            let mut last: Option<Vec<PartitionState>> = None;
+            loop {
+                if let Some(parts) = metadata(node).and_then(|m| partitions_of(&m, topic)) {
+                    if check(&parts) {
+                        seen = parts;
+                        break;
+                    }
+                    last = Some(parts);
+                }
+                if Instant::now() > deadline {
+                    let last = last.map_or("nothing for the topic".to_string(), |p| {
+                        Partitions(&p).to_string()
+                    });
+                    panic!(
+                        "expected {what} on node {id} (port {}) within {limit:?} of asking; \
+                         it last answered: {last}",
+                        node.port
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+        seen
+    }
+}
+
+/// One node's Metadata (latest version, all topics); `None` if it cannot be reached or answers
+/// badly.
+pub fn metadata(node: &Broker) -> Option<MetadataResponse> {
+    let mut conn = std::panic::catch_unwind(|| RawConn::connect(node)).ok()?;
+    conn.request(12, &MetadataRequest::default().with_topics(None))
+        .ok()
+}
+
+pub fn brokers_of(response: &MetadataResponse) -> BTreeSet<i32> {
+    response.brokers.iter().map(|b| b.node_id.0).collect()
+}
+
+pub fn topics_of(response: &MetadataResponse) -> BTreeSet<String> {
+    response
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.to_string()))
+        .collect()
+}
+
+/// Polls `check` on `node`'s Metadata until it holds, or panics with `what` and the node's last
+/// answer, after [`WAIT`].
+pub fn wait_for_metadata(
+    node: &Broker,
+    what: &str,
+    check: impl Fn(&MetadataResponse) -> bool,
+) -> MetadataResponse {
+    let deadline = Instant::now() + WAIT;
+    let mut last = None;
+    while Instant::now() < deadline {
+        if let Some(response) = metadata(node) {
+            if check(&response) {
+                return response;
+            }
+            last = Some(response);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "node on port {} never showed {what}; last Metadata: {last:?}",
+        node.port
+    );
+}
+
+/// One partition as a node's Metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    pub partition: i32,
+    pub error_code: i16,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+impl fmt::Display for PartitionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "p{} leader={} epoch={} replicas={:?} isr={:?}",
+            self.partition, self.leader, self.leader_epoch, self.replicas, self.isr
+        )?;
+        if self.error_code != 0 {
+            write!(f, " error={}", self.error_code)?;
+        }
+        Ok(())
+    }
+}
+
+/// Displays a partition list on one line.
+pub struct Partitions<'a>(pub &'a [PartitionState]);
+
+impl fmt::Display for Partitions<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|p| p.to_string()).collect();
+        write!(f, "[{}]", parts.join("; "))
+    }
+}
+
+/// `topic`'s partitions in `response`, by partition index; `None` if the topic is absent.
+pub fn partitions_of(response: &MetadataResponse, topic: &str) -> Option<Vec<PartitionState>> {
+    let t = response
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.as_str()) == Some(topic))?;
+    let mut parts: Vec<PartitionState> = t
+        .partitions
+        .iter()
+        .map(|p| PartitionState {
+            partition: p.partition_index,
+            error_code: p.error_code,
+            leader: p.leader_id.0,
+            leader_epoch: p.leader_epoch,
+            replicas: p.replica_nodes.iter().map(|r| r.0).collect(),
+            isr: p.isr_nodes.iter().map(|r| r.0).collect(),
+        })
+        .collect();
+    parts.sort_by_key(|p| p.partition);
+    Some(parts)
+}
+
+/// An admin client for `bootstrap.servers`.
+pub fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client")
+}
+
+/// Creates `name` with `partitions` partitions of replication factor `rf` and the topic
+/// `configs`; fails the test on any error.
+pub async fn create_topic(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    rf: i32,
+    configs: &[(&str, &str)],
+) {
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(rf));
+    for (k, v) in configs {
+        topic = topic.set(k, v);
+    }
+    let results = admin(bootstrap)
+        .create_topics(
+            &[topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .expect("CreateTopics");
+    for result in results {
+        result.unwrap_or_else(|(topic, e)| panic!("creating {topic}: {e}"));
+    }
+}
