@@ -528,6 +528,7 @@ mod tests {
                 num_partitions: 1,
                 replication_factor: 1,
                 delete_topic_enable: true,
+                min_insync_replicas: 1,
             },
             Arc::new(crate::controller::quorum::QuorumJournal::new(
                 quorum.clone(),
@@ -541,7 +542,7 @@ mod tests {
             controller_channel: crate::controller::channel::ControllerChannel::new(quorum.clone()),
             lifecycle_channel: crate::controller::channel::ControllerChannel::new(quorum.clone()),
             isr_channel: crate::controller::channel::ControllerChannel::new(quorum.clone()),
-            lifecycle: crate::cluster::lifecycle::BrokerLifecycle::new(Vec::new()),
+            lifecycle: crate::cluster::lifecycle::BrokerLifecycle::new(Vec::new(), -1),
             quorum,
             replicas: Arc::new(crate::replica::ReplicaManager::new(0, config)),
             groups: Default::default(),

@@ -486,6 +486,7 @@ pub async fn run(
             num_partitions: config.num_partitions,
             replication_factor: config.default_replication_factor.clamp(-1, i16::MAX as i32) as i16,
             delete_topic_enable: config.delete_topic_enable,
+            min_insync_replicas: config.min_insync_replicas,
         },
         Arc::new(QuorumJournal::new(quorum.clone())),
     ));
@@ -505,7 +506,10 @@ pub async fn run(
         })
         .collect();
     let broker = Arc::new(Broker {
-        lifecycle: BrokerLifecycle::new(endpoints),
+        lifecycle: BrokerLifecycle::new(
+            endpoints,
+            lifecycle::take_clean_shutdown_epoch(&first_dir),
+        ),
         config: config.clone(),
         node_id,
         cluster_id: cluster_id.clone(),
@@ -682,6 +686,9 @@ pub async fn run(
     quorum.shutdown().await;
     let started = std::time::Instant::now();
     let _ = tokio::task::spawn_blocking(move || replicas.close_all()).await;
+    if broker.lifecycle.epoch() >= 0 {
+        lifecycle::write_clean_shutdown_epoch(&first_dir, broker.lifecycle.epoch());
+    }
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "logs closed; broker stopped"

@@ -22,9 +22,52 @@ use crate::metadata::{
 };
 use crate::server::Broker;
 
+/// File in the first log dir holding the broker epoch of the last clean shutdown (Kafka's
+/// `kafka_cleanshutdown`): missing at start-up, the last stop was a crash and unflushed records may be
+/// gone, which the controller must know (KIP-966).
+const CLEAN_SHUTDOWN_FILE: &str = "kavka_cleanshutdown";
+
+/// Reads and removes the clean-shutdown record: the broker epoch it names, or -1. Removed (durably)
+/// before this process registers, so a crash from here on is never taken for a clean stop.
+pub fn take_clean_shutdown_epoch(log_dir: &std::path::Path) -> i64 {
+    let path = log_dir.join(CLEAN_SHUTDOWN_FILE);
+    let epoch = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| t.trim().parse::<i64>().ok())
+        .unwrap_or(-1);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {
+            if let Err(e) = std::fs::File::open(log_dir).and_then(|d| d.sync_all()) {
+                tracing::warn!(error = %e, "cannot sync the log dir after removing the clean-shutdown record");
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(error = %e, "cannot remove the clean-shutdown record"),
+    }
+    epoch
+}
+
+/// Records a clean shutdown under broker `epoch`, once every log is flushed and closed.
+pub fn write_clean_shutdown_epoch(log_dir: &std::path::Path, epoch: i64) {
+    let (path, tmp) = (
+        log_dir.join(CLEAN_SHUTDOWN_FILE),
+        log_dir.join(format!("{CLEAN_SHUTDOWN_FILE}.tmp")),
+    );
+    let written = std::fs::write(&tmp, format!("{epoch}\n"))
+        .and_then(|()| std::fs::File::open(&tmp).and_then(|f| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .and_then(|()| std::fs::File::open(log_dir).and_then(|d| d.sync_all()));
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "cannot record the clean shutdown; the next start counts as a crash");
+    }
+}
+
 /// This broker process's registration: its incarnation and the epoch the controller gave it.
 pub struct BrokerLifecycle {
     incarnation_id: Uuid,
+    /// The broker epoch of the last clean shutdown, -1 after a crash (BrokerRegistration's
+    /// PreviousBrokerEpoch).
+    previous_epoch: i64,
     endpoints: Vec<BrokerEndpoint>,
     epoch: AtomicI64,
     /// Set when the controlled shutdown begins: from then on only shutdown heartbeats are sent, so a
@@ -34,9 +77,10 @@ pub struct BrokerLifecycle {
 
 impl BrokerLifecycle {
     /// A new incarnation announcing `endpoints` (the advertised client listeners, as bound).
-    pub fn new(endpoints: Vec<BrokerEndpoint>) -> BrokerLifecycle {
+    pub fn new(endpoints: Vec<BrokerEndpoint>, previous_epoch: i64) -> BrokerLifecycle {
         BrokerLifecycle {
             incarnation_id: Uuid::new_v4(),
+            previous_epoch,
             endpoints,
             epoch: AtomicI64::new(-1),
             shutting_down: AtomicBool::new(false),
@@ -140,6 +184,7 @@ async fn register(broker: &Broker) -> Result<i64, ControllerError> {
             incarnation_id: lifecycle.incarnation_id,
             endpoints: lifecycle.endpoints.clone(),
             rack: broker.config.broker_rack.clone(),
+            previous_broker_epoch: lifecycle.previous_epoch,
         };
         let session = Duration::from_millis(broker.config.broker_session_timeout_ms.max(1) as u64);
         broker
@@ -164,7 +209,7 @@ async fn register(broker: &Broker) -> Result<i64, ControllerError> {
                     .collect(),
             )
             .with_rack(broker.config.broker_rack.clone().map(StrBytes::from_string))
-            .with_previous_broker_epoch(-1);
+            .with_previous_broker_epoch(lifecycle.previous_epoch);
         let response = broker
             .lifecycle_channel
             .request(&request, 4)

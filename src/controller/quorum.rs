@@ -370,6 +370,7 @@ mod tests {
                     leader: 7,
                     leader_epoch: 0,
                     partition_epoch: 0,
+                    elr: Vec::new(),
                 },
             ])
             .expect("append");

@@ -1269,6 +1269,7 @@ mod tests {
                     leader: 0,
                     leader_epoch: 0,
                     partition_epoch: 0,
+                    elr: Vec::new(),
                 })
                 .collect(),
             configs: Default::default(),

@@ -32,6 +32,7 @@ pub async fn handle(
             })
             .collect(),
         rack: request.rack.as_ref().map(|r| r.to_string()),
+        previous_broker_epoch: request.previous_broker_epoch,
     };
     let session = Duration::from_millis(broker.config.broker_session_timeout_ms.max(1) as u64);
     match broker

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::controller::{Controller, ControllerError};
-use super::image::MetadataImage;
+use super::image::{MetadataImage, PartitionImage, TopicImage};
 use super::records::{BrokerEndpoint, MetadataRecord};
 
 /// A broker's registration request, as BrokerRegistration carries it.
@@ -17,6 +17,9 @@ pub struct BrokerRegistrationInput {
     pub incarnation_id: Uuid,
     pub endpoints: Vec<BrokerEndpoint>,
     pub rack: Option<String>,
+    /// The broker epoch this node had when it last shut down cleanly, -1 if it did not (KIP-966): a
+    /// value other than its registered epoch means it may have lost unflushed records.
+    pub previous_broker_epoch: i64,
 }
 
 /// A broker's heartbeat, as BrokerHeartbeat carries it.
@@ -67,10 +70,28 @@ impl Controller {
         // session, or this controller has no session for it): its leaderships move first, so the new
         // process takes them back only through an election that bumps the leader epoch, and clients
         // notice the restart (its log may have lost an unflushed tail).
-        let mut records = match image.brokers.get(&request.broker_id) {
-            Some(existing) if !existing.fenced => leadership_moves_off(&image, request.broker_id),
-            _ => Vec::new(),
-        };
+        let min_isr = |t: &TopicImage| self.min_isr(t);
+        let mut working: MetadataImage = (*image).clone();
+        let mut records = Vec::new();
+        if let Some(existing) = image.brokers.get(&request.broker_id) {
+            if !existing.fenced {
+                for record in leadership_moves_off(&working, request.broker_id, &min_isr) {
+                    working.apply(&record);
+                    records.push(record);
+                }
+            }
+            if request.previous_broker_epoch != existing.epoch {
+                let recovery = after_unclean_shutdown(&working, request.broker_id, &min_isr);
+                if !recovery.is_empty() {
+                    tracing::warn!(
+                        broker = request.broker_id,
+                        partitions = recovery.len(),
+                        "broker restarted after an unclean shutdown: it no longer counts as holding every committed record"
+                    );
+                }
+                records.extend(recovery);
+            }
+        }
         records.push(MetadataRecord::RegisterBroker {
             broker_id: request.broker_id,
             incarnation_id: request.incarnation_id,
@@ -121,7 +142,7 @@ impl Controller {
                     fenced: Some(true),
                     in_controlled_shutdown: heartbeat.want_shut_down.then_some(true),
                 }];
-                records.extend(leadership_moves_off(&image, id));
+                records.extend(leadership_moves_off(&image, id, &|t| self.min_isr(t)));
                 self.journal.commit(records)?;
                 tracing::info!(
                     broker = id,
@@ -144,7 +165,7 @@ impl Controller {
                 fenced: Some(false),
                 in_controlled_shutdown: Some(false),
             }];
-            records.extend(leadership_for_unfenced(&image, id));
+            records.extend(leadership_for_unfenced(&image, id, &|t| self.min_isr(t)));
             self.journal.commit(records)?;
             tracing::info!(broker = id, epoch, "broker unfenced");
             return Ok(HeartbeatReply {
@@ -218,7 +239,7 @@ impl Controller {
             records.push(change);
             // Each fenced broker's moves are decided on the image with the previous ones applied, so a
             // leadership never moves to a broker fenced in the same batch.
-            for record in leadership_moves_off(&working, *id) {
+            for record in leadership_moves_off(&working, *id, &|t| self.min_isr(t)) {
                 working.apply(&record);
                 records.push(record);
             }
@@ -244,11 +265,19 @@ impl Controller {
     }
 }
 
+/// `min.insync.replicas` of a topic, as the controller resolves it.
+type MinIsr<'a> = &'a dyn Fn(&TopicImage) -> usize;
+
 /// Partition changes that take leadership (and ISR membership) away from `broker`: each partition it
-/// leads gets the first other in-sync replica that is live as leader, or no leader (-1) if there is none.
-/// The broker leaves the ISR unless it is the last member: the last in-sync replica stays recorded so that
-/// it, and only it, can lead again without losing acknowledged data (no unclean election).
-fn leadership_moves_off(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+/// leads gets the first other in-sync replica that is live as leader, else the first live eligible leader
+/// replica (KIP-966: it holds every record acknowledged with acks=all), else no leader (-1). The broker
+/// leaves the ISR unless it is the last member: the last in-sync replica stays recorded so that it, or an
+/// eligible leader replica, and nothing else can lead again (no unclean election).
+fn leadership_moves_off(
+    image: &MetadataImage,
+    broker: i32,
+    min_isr: MinIsr<'_>,
+) -> Vec<MetadataRecord> {
     let live = |id: i32| id != broker && image.live_broker(id).is_some();
     let mut records = Vec::new();
     for topic in image.topics.values() {
@@ -256,47 +285,145 @@ fn leadership_moves_off(image: &MetadataImage, broker: i32) -> Vec<MetadataRecor
             if p.leader != broker && !(p.isr.contains(&broker) && p.isr.len() > 1) {
                 continue;
             }
-            let isr: Vec<i32> = if p.isr.len() > 1 {
+            let mut isr: Vec<i32> = if p.isr.len() > 1 {
                 p.isr.iter().copied().filter(|r| *r != broker).collect()
             } else {
                 p.isr.clone()
             };
             let leader = if p.leader == broker {
-                p.replicas
+                match p
+                    .replicas
                     .iter()
                     .copied()
                     .find(|r| isr.contains(r) && live(*r))
-                    .unwrap_or(-1)
+                {
+                    Some(leader) => leader,
+                    None => match p.elr.iter().copied().find(|r| live(*r)) {
+                        Some(eligible) => {
+                            isr = vec![eligible];
+                            eligible
+                        }
+                        None => -1,
+                    },
+                }
             } else {
                 p.leader
             };
-            records.push(partition_change(topic.topic_id, p, isr, leader));
+            records.push(partition_change(
+                topic.topic_id,
+                p,
+                isr,
+                leader,
+                min_isr(topic),
+            ));
         }
     }
     records
 }
 
-/// Partitions without a leader whose ISR holds `broker`: it leads them again once unfenced.
-fn leadership_for_unfenced(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+/// Leaderless partitions `broker` may lead now that it is unfenced: those whose ISR holds it, and those
+/// whose eligible leader replicas hold it while no in-sync replica is live.
+fn leadership_for_unfenced(
+    image: &MetadataImage,
+    broker: i32,
+    min_isr: MinIsr<'_>,
+) -> Vec<MetadataRecord> {
+    let live_isr = |p: &PartitionImage| {
+        p.isr
+            .iter()
+            .any(|r| *r != broker && image.live_broker(*r).is_some())
+    };
     let mut records = Vec::new();
     for topic in image.topics.values() {
         for p in &topic.partitions {
-            if p.leader == -1 && p.isr.contains(&broker) {
-                records.push(partition_change(topic.topic_id, p, p.isr.clone(), broker));
+            if p.leader != -1 {
+                continue;
+            }
+            if p.isr.contains(&broker) {
+                records.push(partition_change(
+                    topic.topic_id,
+                    p,
+                    p.isr.clone(),
+                    broker,
+                    min_isr(topic),
+                ));
+            } else if p.elr.contains(&broker) && !live_isr(p) {
+                records.push(partition_change(
+                    topic.topic_id,
+                    p,
+                    vec![broker],
+                    broker,
+                    min_isr(topic),
+                ));
             }
         }
     }
     records
 }
 
+/// KIP-966: a broker that restarts without a clean shutdown may have lost records it had acknowledged
+/// (they were only in the page cache). It leaves every ELR; where it was the last in-sync replica of a
+/// leaderless partition and an eligible leader replica exists, it leaves the ISR too, so the partition is
+/// led by that replica (now, if it is live, else when it returns) and never by the one that lost data.
+/// Without an eligible replica it keeps its claim: no replica is known to hold more.
+fn after_unclean_shutdown(
+    image: &MetadataImage,
+    broker: i32,
+    min_isr: MinIsr<'_>,
+) -> Vec<MetadataRecord> {
+    let mut records = Vec::new();
+    for topic in image.topics.values() {
+        for p in &topic.partitions {
+            let others: Vec<i32> = p.elr.iter().copied().filter(|r| *r != broker).collect();
+            let sole_claim = p.leader == -1 && p.isr == [broker] && !others.is_empty();
+            if !sole_claim && !p.elr.contains(&broker) {
+                continue;
+            }
+            let (isr, leader) = if sole_claim {
+                match others
+                    .iter()
+                    .copied()
+                    .find(|r| image.live_broker(*r).is_some())
+                {
+                    Some(eligible) => (vec![eligible], eligible),
+                    None => (Vec::new(), -1),
+                }
+            } else {
+                (p.isr.clone(), p.leader)
+            };
+            let mut record = partition_change(topic.topic_id, p, isr, leader, min_isr(topic));
+            if let MetadataRecord::Partition { elr, .. } = &mut record {
+                elr.retain(|r| *r != broker);
+            }
+            records.push(record);
+        }
+    }
+    records
+}
+
 /// The full partition record after a change: a new leader bumps the leader epoch; any change bumps the
-/// partition epoch (Kafka's PartitionChangeRecord semantics, written as a whole record).
+/// partition epoch (Kafka's PartitionChangeRecord semantics, written as a whole record). Members that
+/// leave an ISR which is then below `min_isr` become eligible leader replicas (KIP-966: every record
+/// acknowledged with acks=all reached them); members of the ISR leave the ELR, and an ISR of at least
+/// `min_isr` clears it.
 pub(super) fn partition_change(
     topic_id: Uuid,
-    p: &super::image::PartitionImage,
+    p: &PartitionImage,
     isr: Vec<i32>,
     leader: i32,
+    min_isr: usize,
 ) -> MetadataRecord {
+    let elr = if isr.len() >= min_isr {
+        Vec::new()
+    } else {
+        let mut elr: Vec<i32> = p.elr.iter().copied().filter(|r| !isr.contains(r)).collect();
+        for r in &p.isr {
+            if !isr.contains(r) && !elr.contains(r) {
+                elr.push(*r);
+            }
+        }
+        elr
+    };
     MetadataRecord::Partition {
         topic_id,
         partition: p.partition,
@@ -309,6 +436,7 @@ pub(super) fn partition_change(
         isr,
         leader,
         partition_epoch: p.partition_epoch + 1,
+        elr,
     }
 }
 
@@ -332,6 +460,7 @@ pub(super) mod tests {
                 num_partitions: 1,
                 replication_factor: 1,
                 delete_topic_enable: true,
+                min_insync_replicas: 2,
             },
             Arc::new(FileJournal::open(dir)),
         )
@@ -348,6 +477,7 @@ pub(super) mod tests {
                 security_protocol: 0,
             }],
             rack: None,
+            previous_broker_epoch: -1,
         }
     }
 
@@ -389,6 +519,133 @@ pub(super) mod tests {
             false,
         )
         .expect("create topic");
+    }
+
+    /// Asks broker `id` to be fenced as a controlled shutdown would.
+    fn shut_down(c: &Controller, id: i32, epoch: i64) {
+        let mut input = heartbeat(id, epoch, i64::MAX);
+        input.want_shut_down = true;
+        c.broker_heartbeat(input).expect("shutdown heartbeat");
+    }
+
+    /// A new incarnation of `id` that registers (saying whether its last stop was clean) and is unfenced.
+    fn restart(c: &Controller, id: i32, previous_epoch: i64) -> i64 {
+        let mut input = registration(id);
+        input.previous_broker_epoch = previous_epoch;
+        let epoch = c.register_broker(input, SESSION).expect("register");
+        c.broker_heartbeat(heartbeat(id, epoch, i64::MAX))
+            .expect("heartbeat");
+        epoch
+    }
+
+    /// Brokers 1-3, a partition on all three (min.insync.replicas=2), then 3, 2 and 1 shut down in turn:
+    /// the ISR is [1] (the last member keeps its claim) and 2 left it while it was below the minimum.
+    fn eligible_leader_setup(dir: &std::path::Path) -> (Controller, Vec<i64>) {
+        let c = controller(dir);
+        let epochs = live_cluster(&c, 3);
+        topic(&c, "t", vec![vec![1, 2, 3]]);
+        shut_down(&c, 3, epochs[2]);
+        let p = c.image().topic("t").expect("t").partitions[0].clone();
+        assert_eq!(
+            (p.isr.clone(), p.elr.clone()),
+            (vec![1, 2], vec![]),
+            "ISR at the minimum: no ELR"
+        );
+        shut_down(&c, 2, epochs[1]);
+        let p = c.image().topic("t").expect("t").partitions[0].clone();
+        assert_eq!((p.isr.clone(), p.elr.clone()), (vec![1], vec![2]));
+        shut_down(&c, 1, epochs[0]);
+        let p = c.image().topic("t").expect("t").partitions[0].clone();
+        assert_eq!(
+            (p.leader, p.isr.clone(), p.elr.clone()),
+            (-1, vec![1], vec![2])
+        );
+        (c, epochs)
+    }
+
+    #[test]
+    fn an_eligible_leader_replica_leads_when_no_in_sync_replica_is_live() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (c, epochs) = eligible_leader_setup(dir.path());
+        restart(&c, 2, epochs[1]);
+        let p = c.image().topic("t").expect("t").partitions[0].clone();
+        assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
+        assert!(!p.elr.contains(&2));
+    }
+
+    #[test]
+    fn a_last_in_sync_replica_that_crashed_never_leads_over_an_eligible_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (c, epochs) = eligible_leader_setup(dir.path());
+        // Broker 1 comes back from a crash (no clean-shutdown epoch): it may have lost acknowledged
+        // records, so it gives up its claim and does not lead, although it was the last ISR member.
+        restart(&c, 1, -1);
+        let p = c.image().topic("t").expect("t").partitions[0].clone();
+        assert_eq!(
+            (p.leader, p.isr.clone(), p.elr.clone()),
+            (-1, vec![], vec![2])
+        );
+        // The eligible replica leads once it is back.
+        restart(&c, 2, epochs[1]);
+        let p = c.image().topic("t").expect("t").partitions[0].clone();
+        assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
+    }
+
+    #[test]
+    fn a_last_in_sync_replica_that_stopped_cleanly_leads_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (c, epochs) = eligible_leader_setup(dir.path());
+        restart(&c, 1, epochs[0]);
+        let p = c.image().topic("t").expect("t").partitions[0].clone();
+        assert_eq!(
+            (p.leader, p.isr.clone(), p.elr.clone()),
+            (1, vec![1], vec![2])
+        );
+    }
+
+    #[test]
+    fn replicas_spread_over_racks_and_leaders_over_brokers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = controller(dir.path());
+        let racks = [(1, "a"), (2, "a"), (3, "b"), (4, "b"), (5, "c"), (6, "c")];
+        for (id, rack) in racks {
+            let mut input = registration(id);
+            input.rack = Some(rack.into());
+            let epoch = c.register_broker(input, SESSION).expect("register");
+            c.broker_heartbeat(heartbeat(id, epoch, i64::MAX))
+                .expect("heartbeat");
+        }
+        c.create_topic(
+            &NewTopic {
+                name: "spread".into(),
+                num_partitions: 12,
+                replication_factor: 3,
+                assignments: Vec::new(),
+                configs: BTreeMap::new(),
+            },
+            false,
+        )
+        .expect("create topic");
+        let image = c.image();
+        let rack_of = |id: i32| racks.iter().find(|(b, _)| *b == id).map(|(_, r)| *r);
+        let mut leaders: BTreeMap<i32, usize> = BTreeMap::new();
+        for p in &image.topic("spread").expect("topic").partitions {
+            let mut used: Vec<_> = p.replicas.iter().map(|r| rack_of(*r)).collect();
+            used.sort();
+            used.dedup();
+            assert_eq!(
+                used.len(),
+                3,
+                "partition {} replicas {:?} share a rack",
+                p.partition,
+                p.replicas
+            );
+            *leaders.entry(p.leader).or_default() += 1;
+        }
+        assert!(
+            leaders.values().all(|n| *n == 2),
+            "leaders per broker: {leaders:?}"
+        );
     }
 
     #[test]
@@ -458,6 +715,7 @@ pub(super) mod tests {
                 leader: 1,
                 leader_epoch: p.leader_epoch,
                 partition_epoch: p.partition_epoch + 1,
+                elr: Vec::new(),
             }])
             .expect("isr");
         let reply = c

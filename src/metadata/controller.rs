@@ -122,6 +122,8 @@ pub struct TopicDefaults {
     pub num_partitions: i32,
     pub replication_factor: i16,
     pub delete_topic_enable: bool,
+    /// `min.insync.replicas` of the controllers: the cluster default for topics without an override.
+    pub min_insync_replicas: i32,
 }
 
 /// Where the controller commits its records and reads the image it decides on.
@@ -178,6 +180,16 @@ impl Controller {
     /// The newest image this node has applied; cheap (an `Arc` clone).
     pub fn image(&self) -> Arc<MetadataImage> {
         self.journal.latest()
+    }
+
+    /// A topic's `min.insync.replicas`: its override, else the controllers' (Kafka 4's cluster default).
+    pub(super) fn min_isr(&self, topic: &super::image::TopicImage) -> usize {
+        topic
+            .configs
+            .get("min.insync.replicas")
+            .and_then(|v| v.parse::<i32>().ok())
+            .unwrap_or(self.defaults.min_insync_replicas)
+            .max(1) as usize
     }
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, ControllerState> {
@@ -459,9 +471,29 @@ impl Controller {
     }
 }
 
-/// Registered, unfenced brokers: those that may host new replicas.
+/// Registered, unfenced brokers: those that may host new replicas, ordered so that consecutive brokers
+/// sit in different racks (`broker.rack`) wherever the racks allow: one broker of each rack in turn, as
+/// Kafka's rack-aware placement orders them. Replicas placed on consecutive brokers of this list then
+/// spread over racks; without racks the order is by broker id.
 fn live_broker_ids(image: &MetadataImage) -> Vec<i32> {
-    image.live_brokers().map(|b| b.broker_id).collect()
+    let mut by_rack: BTreeMap<Option<&str>, Vec<i32>> = BTreeMap::new();
+    for b in image.live_brokers() {
+        by_rack
+            .entry(b.rack.as_deref())
+            .or_default()
+            .push(b.broker_id);
+    }
+    let mut racks: Vec<std::collections::VecDeque<i32>> =
+        by_rack.into_values().map(Into::into).collect();
+    let mut ordered = Vec::new();
+    while racks.iter().any(|r| !r.is_empty()) {
+        for rack in &mut racks {
+            if let Some(id) = rack.pop_front() {
+                ordered.push(id);
+            }
+        }
+    }
+    ordered
 }
 
 /// New partitions: every live replica starts in sync (all logs are empty), the first live one leads; a
@@ -489,6 +521,7 @@ fn partition_records(
                 isr,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                elr: Vec::new(),
             }
         })
         .collect()
@@ -630,6 +663,7 @@ mod tests {
                 num_partitions: 1,
                 replication_factor: 1,
                 delete_topic_enable: true,
+                min_insync_replicas: 1,
             },
             Arc::new(journal),
         )

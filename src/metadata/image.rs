@@ -15,6 +15,9 @@ pub struct PartitionImage {
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// Eligible leader replicas (KIP-966), see `MetadataRecord::Partition`.
+    #[serde(default)]
+    pub elr: Vec<i32>,
 }
 
 /// A registered broker as the controller last recorded it.
@@ -116,6 +119,7 @@ impl MetadataImage {
                 leader,
                 leader_epoch,
                 partition_epoch,
+                elr,
             } => {
                 let Some(name) = self.topic_names_by_id.get(topic_id) else {
                     return;
@@ -130,6 +134,7 @@ impl MetadataImage {
                     leader: *leader,
                     leader_epoch: *leader_epoch,
                     partition_epoch: *partition_epoch,
+                    elr: elr.clone(),
                 };
                 let index = *partition as usize;
                 if index < topic.partitions.len() {
@@ -242,6 +247,7 @@ mod tests {
             leader: 0,
             leader_epoch: 0,
             partition_epoch: 0,
+            elr: Vec::new(),
         }
     }
 

@@ -87,13 +87,15 @@ impl Controller {
             };
             let error = match elect(&image, current, election) {
                 Ok((leader, isr)) => {
-                    let record = partition_change(t.topic_id, current, isr, leader);
+                    let record =
+                        partition_change(t.topic_id, current, isr, leader, self.min_isr(t));
                     if let MetadataRecord::Partition {
                         replicas,
                         isr,
                         leader,
                         leader_epoch,
                         partition_epoch,
+                        elr,
                         ..
                     } = &record
                     {
@@ -106,6 +108,7 @@ impl Controller {
                                 leader: *leader,
                                 leader_epoch: *leader_epoch,
                                 partition_epoch: *partition_epoch,
+                                elr: elr.clone(),
                             },
                         );
                     }
@@ -180,7 +183,13 @@ impl Controller {
                     let Some(topic) = image.topic(name) else {
                         continue;
                     };
-                    records.push(partition_change(topic.topic_id, p, isr, leader));
+                    records.push(partition_change(
+                        topic.topic_id,
+                        p,
+                        isr,
+                        leader,
+                        self.min_isr(topic),
+                    ));
                     moved.push((*name, p.partition, p.leader, leader));
                 }
             }
@@ -295,7 +304,7 @@ mod tests {
         let t = image.topic(topic).expect("topic");
         let current = &t.partitions[p];
         c.journal
-            .commit(vec![partition_change(t.topic_id, current, isr, leader)])
+            .commit(vec![partition_change(t.topic_id, current, isr, leader, 1)])
             .expect("commit");
     }
 

@@ -6,9 +6,9 @@
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
+use super::broker_control::partition_change;
 use super::controller::{Controller, ControllerError};
 use super::image::{MetadataImage, PartitionImage};
-use super::records::MetadataRecord;
 
 /// One partition's requested ISR, as AlterPartition carries it.
 #[derive(Debug, Clone)]
@@ -70,16 +70,16 @@ impl Controller {
             };
             match outcome {
                 Ok((p, isr)) => {
-                    let record = MetadataRecord::Partition {
-                        topic_id: request.topic_id,
-                        partition: p.partition,
-                        replicas: p.replicas.clone(),
-                        isr: isr.clone(),
-                        leader: p.leader,
-                        leader_epoch: p.leader_epoch,
-                        partition_epoch: p.partition_epoch + 1,
-                    };
-                    records.push(record);
+                    let min_isr = image
+                        .topic_by_id(&request.topic_id)
+                        .map_or(1, |t| self.min_isr(t));
+                    records.push(partition_change(
+                        request.topic_id,
+                        p,
+                        isr.clone(),
+                        p.leader,
+                        min_isr,
+                    ));
                     results.push(IsrChangeResult {
                         topic_id: request.topic_id,
                         partition: p.partition,

@@ -34,6 +34,10 @@ pub enum MetadataRecord {
         leader: i32,
         leader_epoch: i32,
         partition_epoch: i32,
+        /// Eligible leader replicas (KIP-966): members that left the ISR while it was below
+        /// `min.insync.replicas`, and so still hold every committed record.
+        #[serde(default)]
+        elr: Vec<i32>,
     },
     /// Topic configuration overrides were replaced wholesale (`None` value deletes the key).
     TopicConfig {

@@ -578,6 +578,7 @@ mod tests {
             leader,
             leader_epoch,
             partition_epoch,
+            elr: Vec::new(),
         }
     }
 
