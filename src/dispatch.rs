@@ -33,6 +33,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
     // librdkafka enables LZ4 only when FindCoordinator is advertised from v0 (rdkafka_feature.c).
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::OffsetCommit, 2, 9),
@@ -120,6 +122,8 @@ const FORWARDED_TO_CONTROLLER: &[ApiKey] = &[
     ApiKey::IncrementalAlterConfigs,
     ApiKey::InitProducerId,
     ApiKey::ElectLeaders,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
 ];
 
 pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broker) -> FrameOutcome {
@@ -266,6 +270,12 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
         RequestKind::DeleteTopics(req) => {
             ResponseKind::DeleteTopics(handlers::delete_topics::handle(broker, &ctx, req).await)
         }
+        RequestKind::AlterPartitionReassignments(req) => ResponseKind::AlterPartitionReassignments(
+            handlers::alter_partition_reassignments::handle(broker, &ctx, req).await,
+        ),
+        RequestKind::ListPartitionReassignments(req) => ResponseKind::ListPartitionReassignments(
+            handlers::list_partition_reassignments::handle(broker, req).await,
+        ),
         RequestKind::ElectLeaders(req) => {
             ResponseKind::ElectLeaders(handlers::elect_leaders::handle(broker, &ctx, req).await)
         }
@@ -412,6 +422,12 @@ mod tests {
                 RequestKind::DescribeConfigs(DescribeConfigsRequest::default())
             }
             ApiKey::ElectLeaders => RequestKind::ElectLeaders(ElectLeadersRequest::default()),
+            ApiKey::AlterPartitionReassignments => RequestKind::AlterPartitionReassignments(
+                AlterPartitionReassignmentsRequest::default(),
+            ),
+            ApiKey::ListPartitionReassignments => {
+                RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default())
+            }
             ApiKey::CreatePartitions => {
                 RequestKind::CreatePartitions(CreatePartitionsRequest::default())
             }

@@ -1270,6 +1270,8 @@ mod tests {
                     leader_epoch: 0,
                     partition_epoch: 0,
                     elr: Vec::new(),
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 })
                 .collect(),
             configs: Default::default(),

@@ -437,6 +437,8 @@ pub(super) fn partition_change(
         leader,
         partition_epoch: p.partition_epoch + 1,
         elr,
+        adding_replicas: p.adding_replicas.clone(),
+        removing_replicas: p.removing_replicas.clone(),
     }
 }
 
@@ -716,6 +718,8 @@ pub(super) mod tests {
                 leader_epoch: p.leader_epoch,
                 partition_epoch: p.partition_epoch + 1,
                 elr: Vec::new(),
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             }])
             .expect("isr");
         let reply = c

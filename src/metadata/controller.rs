@@ -522,6 +522,8 @@ fn partition_records(
                 leader_epoch: 0,
                 partition_epoch: 0,
                 elr: Vec::new(),
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             }
         })
         .collect()

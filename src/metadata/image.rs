@@ -18,6 +18,11 @@ pub struct PartitionImage {
     /// Eligible leader replicas (KIP-966), see `MetadataRecord::Partition`.
     #[serde(default)]
     pub elr: Vec<i32>,
+    /// A reassignment in progress (see `MetadataRecord::Partition`).
+    #[serde(default)]
+    pub adding_replicas: Vec<i32>,
+    #[serde(default)]
+    pub removing_replicas: Vec<i32>,
 }
 
 /// A registered broker as the controller last recorded it.
@@ -120,6 +125,8 @@ impl MetadataImage {
                 leader_epoch,
                 partition_epoch,
                 elr,
+                adding_replicas,
+                removing_replicas,
             } => {
                 let Some(name) = self.topic_names_by_id.get(topic_id) else {
                     return;
@@ -135,6 +142,8 @@ impl MetadataImage {
                     leader_epoch: *leader_epoch,
                     partition_epoch: *partition_epoch,
                     elr: elr.clone(),
+                    adding_replicas: adding_replicas.clone(),
+                    removing_replicas: removing_replicas.clone(),
                 };
                 let index = *partition as usize;
                 if index < topic.partitions.len() {
@@ -248,6 +257,8 @@ mod tests {
             leader_epoch: 0,
             partition_epoch: 0,
             elr: Vec::new(),
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         }
     }
 

@@ -96,6 +96,8 @@ impl Controller {
                         leader_epoch,
                         partition_epoch,
                         elr,
+                        adding_replicas,
+                        removing_replicas,
                         ..
                     } = &record
                     {
@@ -109,6 +111,8 @@ impl Controller {
                                 leader_epoch: *leader_epoch,
                                 partition_epoch: *partition_epoch,
                                 elr: elr.clone(),
+                                adding_replicas: adding_replicas.clone(),
+                                removing_replicas: removing_replicas.clone(),
                             },
                         );
                     }

@@ -10,6 +10,7 @@ mod image;
 mod leader_election;
 mod log;
 mod partition_control;
+mod reassignment;
 mod records;
 #[cfg(test)]
 mod test_journal;
@@ -25,6 +26,7 @@ pub use image::{BrokerRegistration, MetadataImage, PartitionImage, TopicImage, I
 pub use leader_election::{ElectionResult, ElectionType};
 pub use log::{MetadataLog, METADATA_LOG_FILE};
 pub use partition_control::{IsrChangeRequest, IsrChangeResult};
+pub use reassignment::{OngoingReassignment, ReassignmentRequest, ReassignmentResult};
 pub use records::{BrokerEndpoint, MetadataRecord};
 
 /// Failures of the metadata log itself (disk or encoding), as opposed to rejected requests.

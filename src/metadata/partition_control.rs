@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::broker_control::partition_change;
 use super::controller::{Controller, ControllerError};
 use super::image::{MetadataImage, PartitionImage};
+use super::reassignment;
 
 /// One partition's requested ISR, as AlterPartition carries it.
 #[derive(Debug, Clone)]
@@ -59,6 +60,7 @@ impl Controller {
         }
         let mut results = Vec::with_capacity(requests.len());
         let mut records = Vec::new();
+        let mut working: MetadataImage = (*image).clone();
         for request in &requests {
             let current = image
                 .topic_by_id(&request.topic_id)
@@ -73,21 +75,34 @@ impl Controller {
                     let min_isr = image
                         .topic_by_id(&request.topic_id)
                         .map_or(1, |t| self.min_isr(t));
-                    records.push(partition_change(
-                        request.topic_id,
-                        p,
-                        isr.clone(),
-                        p.leader,
-                        min_isr,
-                    ));
+                    let change = partition_change(request.topic_id, p, isr, p.leader, min_isr);
+                    working.apply(&change);
+                    records.push(change);
+                    // The new ISR may complete a reassignment (every adding replica in sync).
+                    let changed = working
+                        .topic_by_id(&request.topic_id)
+                        .and_then(|t| t.partitions.get(request.partition as usize))
+                        .cloned();
+                    if let Some(done) = changed.as_ref().and_then(|c| {
+                        reassignment::completion(&working, request.topic_id, c, min_isr)
+                    }) {
+                        working.apply(&done);
+                        records.push(done);
+                    }
+                    let Some(now) = working
+                        .topic_by_id(&request.topic_id)
+                        .and_then(|t| t.partitions.get(request.partition as usize))
+                    else {
+                        continue;
+                    };
                     results.push(IsrChangeResult {
                         topic_id: request.topic_id,
                         partition: p.partition,
                         error: None,
-                        leader: p.leader,
-                        leader_epoch: p.leader_epoch,
-                        isr,
-                        partition_epoch: p.partition_epoch + 1,
+                        leader: now.leader,
+                        leader_epoch: now.leader_epoch,
+                        isr: now.isr.clone(),
+                        partition_epoch: now.partition_epoch,
                     });
                 }
                 Err(error) => {

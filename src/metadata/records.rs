@@ -38,6 +38,12 @@ pub enum MetadataRecord {
         /// `min.insync.replicas`, and so still hold every committed record.
         #[serde(default)]
         elr: Vec<i32>,
+        /// A reassignment in progress: replicas being added (not yet in sync) and to be removed once
+        /// they are. `replicas` holds both sets meanwhile.
+        #[serde(default)]
+        adding_replicas: Vec<i32>,
+        #[serde(default)]
+        removing_replicas: Vec<i32>,
     },
     /// Topic configuration overrides were replaced wholesale (`None` value deletes the key).
     TopicConfig {

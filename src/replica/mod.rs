@@ -182,14 +182,20 @@ impl ReplicaManager {
         }
         *applied = Some(image.last_applied);
         let broker_config = self.broker_config();
-        // Remove partitions whose topic is gone (or was re-created with a new id).
+        // Remove partitions whose topic is gone (or was re-created with a new id), and replicas a
+        // reassignment moved off this node.
         let stale: Vec<(TopicPartition, Arc<Partition>)> = self
             .read_map()
             .iter()
             .filter(|((topic, index), p)| {
                 image
                     .topic(topic)
-                    .map(|t| t.topic_id != p.topic_id || *index as usize >= t.partitions.len())
+                    .map(|t| {
+                        t.topic_id != p.topic_id
+                            || t.partitions
+                                .get(*index as usize)
+                                .is_none_or(|assigned| !assigned.replicas.contains(&self.node_id))
+                    })
                     .unwrap_or(true)
             })
             .map(|(k, v)| (k.clone(), v.clone()))

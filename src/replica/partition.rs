@@ -172,6 +172,16 @@ impl Partition {
         if !leads {
             state.followers.clear();
             state.pending = None;
+        } else if !new_leadership {
+            // A reassignment adds or removes replicas under the same leadership: track exactly the
+            // replicas there are, new ones as not caught up.
+            state.followers.retain(|r, _| metadata.replicas.contains(r));
+            for r in metadata.replicas.iter().filter(|r| **r != self.node_id) {
+                state
+                    .followers
+                    .entry(*r)
+                    .or_insert_with(|| FollowerState::new(0));
+            }
         }
         if state
             .pending
@@ -579,6 +589,8 @@ mod tests {
             leader_epoch,
             partition_epoch,
             elr: Vec::new(),
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         }
     }
 
