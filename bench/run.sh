@@ -3,7 +3,8 @@
 # machine's own limits (sequential write bandwidth with dd, loopback TCP with iperf3), all in
 # one run, written as a Markdown table to bench/results/; then the consumer-group benchmarks
 # (group vs assign() throughput, rebalance times); on request the log cleaner's throughput and
-# its effect on produce (section "compaction"). Not part of CI.
+# its effect on produce (section "compaction") and a 3-node replicated cluster's produce
+# throughput and leader failover time (section "cluster"). Not part of CI.
 #
 # Usage: bench/run.sh
 # Environment:
@@ -14,7 +15,9 @@
 #   BENCH_LATENCY_RATE  records/s of the paced latency runs (default 10000)
 #   BENCH_SECTIONS      which parts to run: "core" (produce/consume/latency and machine limits),
 #                       "groups" (consumer groups), "compaction" (log cleaner; its own broker,
-#                       ~3 minutes and ~20 GB in BENCH_DIR); default "core groups"
+#                       ~3 minutes and ~20 GB in BENCH_DIR), "cluster" (3-node cluster, replication
+#                       factor 3: throughput vs one node, leader failover; ~8 minutes, ~4 GB);
+#                       default "core groups"
 #   BENCH_GROUP_RECORDS 1 KiB records preloaded for group-vs-assign (default 300000, ~293 MiB)
 #   BENCH_GROUP_ROUNDS  alternating assign/group rounds of group-vs-assign (default 6)
 #   BENCH_COMPACTION_MIB          phase A: MiB of 1 KiB records loaded, then cleaned (default 500)
@@ -23,6 +26,13 @@
 #   BENCH_COMPACTION_PRODUCE_SECS phase B: seconds per produce run (default 3)
 #   BENCH_COMPACTION_OVERRIDES    extra broker settings for the compaction broker, space-separated
 #                                 key=value (e.g. log.cleaner.io.max.bytes.per.second=150000000)
+#   BENCH_CLUSTER_RECORDS     cluster: 1 KiB records per throughput run (default 300000, ~293 MiB)
+#   BENCH_CLUSTER_ROUNDS      cluster: alternating single-node/cluster throughput rounds (default 3;
+#                             0 skips the throughput part and runs only the failover part)
+#   BENCH_CLUSTER_PARTITIONS  cluster: partition counts of the throughput runs (default "1 3")
+#   BENCH_FAILOVER_REPS       cluster: failover repetitions per case (default 5)
+#   BENCH_FAILOVER_SESSIONS   cluster: broker.session.timeout.ms values to measure (default "9000 3000";
+#                             9000 is the default and uses the generated configuration unchanged)
 #   KAVKA_BIN           broker binary (default: build target/release/kavka)
 # Needs: cmake and libcurl4-openssl-dev (librdkafka build), iperf3, python3.
 set -euo pipefail
@@ -39,6 +49,11 @@ CMP_DIRTY_MIB=${BENCH_COMPACTION_DIRTY_MIB:-2000}
 CMP_ROUNDS=${BENCH_COMPACTION_ROUNDS:-6}
 CMP_PRODUCE_SECS=${BENCH_COMPACTION_PRODUCE_SECS:-3}
 CMP_OVERRIDES=${BENCH_COMPACTION_OVERRIDES:-}
+CL_RECORDS=${BENCH_CLUSTER_RECORDS:-300000}
+CL_ROUNDS=${BENCH_CLUSTER_ROUNDS:-3}
+CL_PARTITIONS=${BENCH_CLUSTER_PARTITIONS:-1 3}
+FO_REPS=${BENCH_FAILOVER_REPS:-5}
+FO_SESSIONS=${BENCH_FAILOVER_SESSIONS:-9000 3000}
 has() { [[ "$SECTIONS" == *" $1 "* ]]; }
 OUT_DIR="$ROOT/bench/results"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -61,9 +76,31 @@ stop_broker() {
     fi
     BROKER_PID=""
 }
+# The `kavka cluster up` process of the cluster section, its nodes' pids, its bootstrap list.
+CLUSTER_UP_PID=""
+CLUSTER_NODE_PIDS=""
+CLUSTER_BOOT=""
+cluster_stop() {
+    if [[ -n "$CLUSTER_UP_PID" ]]; then
+        # cluster up stops its nodes on SIGTERM (SIGKILL after 15 s of grace).
+        kill -TERM "$CLUSTER_UP_PID" 2>/dev/null || true
+        for _ in $(seq 300); do kill -0 "$CLUSTER_UP_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$CLUSTER_UP_PID" 2>/dev/null || true
+        wait "$CLUSTER_UP_PID" 2>/dev/null || true
+        # Only the node pids this run started, and only if cluster up left one behind.
+        for pid in $CLUSTER_NODE_PIDS; do
+            if kill -0 "$pid" 2>/dev/null && grep -qa kavka "/proc/$pid/cmdline" 2>/dev/null; then
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+        done
+    fi
+    CLUSTER_UP_PID=""
+    CLUSTER_NODE_PIDS=""
+}
 cleanup() {
     [[ -n "$IPERF_PID" ]] && kill "$IPERF_PID" 2>/dev/null || true
     stop_broker
+    cluster_stop
     rm -rf "$RUN_DIR"
 }
 trap cleanup EXIT
@@ -227,6 +264,212 @@ if has groups; then
     done
 fi
 
+# ---- cluster: replication factor 3 --------------------------------------------------------
+# A 3-node cluster (`kavka cluster up`: three combined broker+controller processes) next to a
+# single broker of the same binary: produce throughput with RF 3 vs one node, then the time
+# produce is interrupted when a partition leader is killed with SIGKILL (kavka-bench failover).
+
+# A base port P such that P..P+2 (clients) and P+100..P+102 (controllers) are free on 127.0.0.1.
+free_cluster_base() {
+    python3 -c '
+import random, socket
+for _ in range(200):
+    base = random.randrange(20000, 40000)
+    socks = []
+    try:
+        for p in [base, base + 1, base + 2, base + 100, base + 101, base + 102]:
+            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
+    except OSError:
+        continue
+    finally:
+        for s in socks: s.close()
+    print(base); break
+else:
+    raise SystemExit("no free port range")'
+}
+# cluster_start DIR: starts `kavka cluster up --nodes 3` on DIR with empty data directories
+# (server.properties kept; the previous run's node logs moved to DIR/logs/); sets
+# CLUSTER_UP_PID, CLUSTER_NODE_PIDS and CLUSTER_BOOT.
+CLUSTER_STARTS=0
+cluster_start() {
+    local dir=$1 base
+    mkdir -p "$dir/logs"
+    if [[ -f "$dir/base-port" ]]; then base=$(cat "$dir/base-port"); else base=$(free_cluster_base); echo "$base" >"$dir/base-port"; fi
+    CLUSTER_STARTS=$((CLUSTER_STARTS + 1))
+    for n in "$dir"/node-*; do
+        [[ -d "$n" ]] || continue
+        rm -rf "$n/data"
+        [[ -f "$n/kavka.log" ]] && mv "$n/kavka.log" "$dir/logs/start$CLUSTER_STARTS-$(basename "$n").log"
+    done
+    "$KAVKA_BIN" cluster up --nodes 3 --dir "$dir" --base-port "$base" >"$dir/up.out" 2>"$dir/up.err" &
+    CLUSTER_UP_PID=$!
+    for _ in $(seq 900); do
+        grep -q '^bootstrap.servers=' "$dir/up.out" 2>/dev/null && break
+        if ! kill -0 "$CLUSTER_UP_PID" 2>/dev/null; then cat "$dir/up.err" >&2; exit 1; fi
+        sleep 0.1
+    done
+    CLUSTER_BOOT=$(sed -n 's/^bootstrap.servers=//p' "$dir/up.out")
+    if [[ -z "$CLUSTER_BOOT" ]]; then
+        log "cluster in $dir not ready; cluster up's output and the nodes' log tails:"
+        cat "$dir/up.out" "$dir/up.err" >&2
+        for n in "$dir"/node-*; do tail -5 "$n/kavka.log" >&2 2>/dev/null || true; done
+        exit 1
+    fi
+    CLUSTER_NODE_PIDS=$(cat "$dir"/node-*/pid)
+    log "cluster $dir: up pid $CLUSTER_UP_PID, nodes $(echo $CLUSTER_NODE_PIDS), bootstrap $CLUSTER_BOOT"
+}
+# cluster_prepare DIR [key=value...]: generates DIR's server.properties (one start and stop of
+# cluster up) and appends the given settings to every node's file.
+cluster_prepare() {
+    local dir=$1
+    shift
+    cluster_start "$dir"
+    cluster_stop
+    for n in "$dir"/node-*; do
+        for kv in "$@"; do echo "$kv" >>"$n/server.properties"; done
+    done
+}
+# CPU accounting: cpu_snap PID... prints "total_jiffies busy_jiffies pid_jiffies..." (all cores);
+# cpu_delta "BEFORE" "AFTER" prints machine busy % and the cores used by the listed pids together
+# and by everything else (the load generator plus other work on the machine).
+cpu_snap() {
+    python3 - "$@" <<'EOF'
+import sys
+f = open("/proc/stat").readline().split()[1:]
+v = list(map(int, f))
+total = sum(v[:8]); busy = total - v[3] - v[4]
+out = [total, busy]
+for pid in sys.argv[1:]:
+    try:
+        st = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        out.append(int(st[11]) + int(st[12]))
+    except OSError:
+        out.append(0)
+print(" ".join(map(str, out)))
+EOF
+}
+cpu_delta() {
+    python3 - "$1" "$2" "$(nproc)" <<'EOF'
+import sys
+a = list(map(int, sys.argv[1].split())); b = list(map(int, sys.argv[2].split())); n = int(sys.argv[3])
+d = [y - x for x, y in zip(a, b)]
+total, busy, procs = d[0], d[1], d[2:]
+cores = lambda j: j / total * n if total else 0.0
+print(f"cpu_busy_pct={100 * busy / total if total else 0:.0f} broker_cores={cores(sum(procs)):.2f} rest_cores={cores(busy - sum(procs)):.2f}")
+EOF
+}
+
+CL_TPUT_ROWS=""
+CL_LAT_ROWS=""
+CL_SUMMARY=""
+FO_ROWS=""
+FO_SUMMARY=""
+if has cluster; then
+    stop_broker
+    if (( CL_ROUNDS > 0 )); then
+    start_broker kavka-single
+    SINGLE_BOOT=$BOOT
+    SINGLE_PID=$BROKER_PID
+    CL_DIR="$RUN_DIR/cluster-9000"
+    cluster_prepare "$CL_DIR"
+    cluster_start "$CL_DIR"
+    TPUT_FILE="$RUN_DIR/cluster-tput.txt"
+    : >"$TPUT_FILE"
+    # cl_run single|cluster ACKS PARTITIONS COUNT [produce args...]: one produce run to a fresh topic.
+    cl_run() {
+        local target=$1 acks=$2 parts=$3 count=$4 boot pids rf
+        shift 4
+        if [[ $target == single ]]; then boot=$SINGLE_BOOT pids=$SINGLE_PID rf=1; else boot=$CLUSTER_BOOT pids=$CLUSTER_NODE_PIDS rf=3; fi
+        local topic="cl-$target-a$acks-p$parts-$RANDOM$RANDOM"
+        "$GEN" create-topic --bootstrap "$boot" --topic "$topic" --partitions "$parts" --replication-factor "$rf" --config "min.insync.replicas=$((rf < 2 ? 1 : 2))"
+        sleep 1 # let every replica's fetcher start before the clock runs
+        local before after
+        # shellcheck disable=SC2086 # pids is a list
+        before=$(cpu_snap $pids)
+        P=$("$GEN" produce --bootstrap "$boot" --topic "$topic" --size 1024 --count "$count" --acks "$acks" "$@")
+        # shellcheck disable=SC2086
+        after=$(cpu_snap $pids)
+        CL_CPU=$(cpu_delta "$before" "$after")
+        log "  $target acks=$acks partitions=$parts: $P $CL_CPU"
+    }
+    for round in $(seq "$CL_ROUNDS"); do
+        for parts in $CL_PARTITIONS; do
+            if (( round % 2 )); then order="single:1 cluster:all cluster:1"; else order="cluster:1 cluster:all single:1"; fi
+            for run in $order; do
+                IFS=: read -r target acks <<<"$run"
+                cl_run "$target" "$acks" "$parts" "$CL_RECORDS"
+                echo "$target $acks $parts $(field "$P" mib_per_s) $(field "$P" rec_per_s) $(field "$P" p50_ms) $(field "$P" p99_ms) $(field "$P" errors) $(field "$CL_CPU" cpu_busy_pct) $(field "$CL_CPU" broker_cores) $(field "$CL_CPU" rest_cores)" >>"$TPUT_FILE"
+                CL_TPUT_ROWS+="| $round | $target | $parts | $acks | $(field "$P" rec_per_s) | $(field "$P" mib_per_s) | $(field "$P" p50_ms) | $(field "$P" p99_ms) | $(field "$P" errors) | $(field "$CL_CPU" cpu_busy_pct) | $(field "$CL_CPU" broker_cores) | $(field "$CL_CPU" rest_cores) |"$'\n'
+            done
+        done
+    done
+    CL_SUMMARY=$(python3 - "$TPUT_FILE" <<'EOF'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    t, acks, parts, mib = line.split()[:4]
+    runs.setdefault((t, acks, parts), []).append(float(mib))
+med = {k: statistics.median(v) for k, v in runs.items()}
+for parts in sorted({k[2] for k in runs}, key=int):
+    s = med.get(("single", "1", parts)); c = med.get(("cluster", "all", parts)); c1 = med.get(("cluster", "1", parts))
+    if s and c:
+        print(f"| {parts} | {s:.1f} | {c:.1f} | {c1:.1f} | **{100 * c / s:.0f}%** | {100 * c1 / s:.0f}% | {'met' if c / s >= 0.4 else 'not met'} |")
+bs = max(v for k, v in med.items() if k[:2] == ("single", "1"))
+bc = max(v for k, v in med.items() if k[:2] == ("cluster", "all"))
+print(f"| best of each | {bs:.1f} | {bc:.1f} | | **{100 * bc / bs:.0f}%** | | {'met' if bc / bs >= 0.4 else 'not met'} |")
+EOF
+)
+    # Latency below saturation: 2,000 records/s of 1 KiB for 5 s, linger.ms=0, one partition.
+    for run in single:1 cluster:1 cluster:all; do
+        IFS=: read -r target acks <<<"$run"
+        cl_run "$target" "$acks" 1 10000 --rate 2000 --linger-ms 0
+        CL_LAT_ROWS+="| $target | $acks | $(field "$P" p50_ms) | $(field "$P" p99_ms) | $(field "$P" max_ms) | $(field "$P" errors) |"$'\n'
+    done
+    cluster_stop
+    stop_broker
+    fi
+
+    # Failover: a fresh cluster per repetition (the killed node is not restarted).
+    FO_FILE="$RUN_DIR/failover.txt"
+    : >"$FO_FILE"
+    for st in $FO_SESSIONS; do
+        dir="$RUN_DIR/cluster-$st"
+        if [[ ! -d $dir ]]; then
+            if [[ $st == 9000 ]]; then cluster_prepare "$dir"; else cluster_prepare "$dir" "broker.session.timeout.ms=$st"; fi
+        fi
+        for rep in $(seq "$FO_REPS"); do
+            for victim in leader leader-controller; do
+                cluster_start "$dir"
+                log "failover session=$st victim=$victim rep=$rep"
+                F=$("$GEN" failover --cluster-dir "$dir" --bootstrap "$CLUSTER_BOOT" --victim "$victim") || F="mode=failover victim=$victim failed=1"
+                log "  $F"
+                cluster_stop
+                echo "$F" >>"$FO_FILE"
+                FO_ROWS+="| $(field "$F" session_timeout_ms) | $victim | $rep | $(field "$F" killed_was_controller) | $(field "$F" failover_ms) | $(field "$F" ack_gap_ms) | $(field "$F" fenced_ms) | $(field "$F" client_ms) | $(field "$F" controller_ms) | $(field "$F" errors) | $(field "$F" met) |"$'\n'
+            done
+        done
+    done
+    FO_SUMMARY=$(python3 - "$FO_FILE" <<'EOF'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    kv = dict(x.split("=", 1) for x in line.split() if "=" in x)
+    if "failover_ms" not in kv:
+        continue
+    runs.setdefault((int(kv["session_timeout_ms"]), kv["victim"]), []).append(kv)
+def col(rs, k):
+    return [float(r[k]) for r in rs if r.get(k, "none") != "none"]
+def mm(v):
+    return f"{statistics.median(v):.0f} / {max(v):.0f}" if v else "-"
+for (st, victim), rs in sorted(runs.items(), key=lambda x: (-x[0][0], x[0][1])):
+    f = col(rs, "failover_ms"); target = st + 2000
+    missing = len(rs) - len(f)
+    verdict = "met" if f and not missing and max(f) <= target else ("median met, max not" if f and statistics.median(f) <= target else "not met")
+    print(f"| {st} | {victim} | {len(rs)} | **{mm(f)}** | {mm(col(rs, 'ack_gap_ms'))} | {mm(col(rs, 'fenced_ms'))} | {mm(col(rs, 'client_ms'))} | {mm(col(rs, 'controller_ms'))} | {target} | {verdict} |")
+EOF
+)
+fi
+
 # ---- log cleaner -------------------------------------------------------------------------
 # Its own broker: log.cleaner.backoff.ms=100 (Kafka's default is 15000) so that the cleaner
 # starts within 0.1 s of the trigger (see bench/src/compaction.rs), and none of the other
@@ -260,7 +503,7 @@ KAVKA_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown
     echo "- Machine: $CPU, $CORES cores, $MEM RAM, Linux $KERNEL; data on $FS"
     echo "- Kavka revision: $KAVKA_REV; broker defaults (no fsync per write: log.flush.interval.messages unset) except group.initial.rebalance.delay.ms=0 (core and groups; only affects group joins) and the log cleaner section's own settings"
     echo "- Load generator: bench/ (rdkafka 0.39 / librdkafka), linger.ms=5, batch.size=1000000, no compression, null keys; one producer process, one consumer process, on the same machine as the broker"
-    echo "- Command: bench/run.sh (BENCH_SECTIONS=\"$(echo $SECTIONS)\" BENCH_RECORDS_1K=$RECORDS_1K BENCH_RECORDS_100=$RECORDS_100 BENCH_GROUP_RECORDS=$GROUP_RECORDS BENCH_GROUP_ROUNDS=$GROUP_ROUNDS BENCH_COMPACTION_MIB=$CMP_MIB BENCH_COMPACTION_DIRTY_MIB=$CMP_DIRTY_MIB BENCH_COMPACTION_ROUNDS=$CMP_ROUNDS BENCH_COMPACTION_PRODUCE_SECS=$CMP_PRODUCE_SECS BENCH_COMPACTION_OVERRIDES=\"$CMP_OVERRIDES\")"
+    echo "- Command: bench/run.sh (BENCH_SECTIONS=\"$(echo $SECTIONS)\" BENCH_RECORDS_1K=$RECORDS_1K BENCH_RECORDS_100=$RECORDS_100 BENCH_GROUP_RECORDS=$GROUP_RECORDS BENCH_GROUP_ROUNDS=$GROUP_ROUNDS BENCH_COMPACTION_MIB=$CMP_MIB BENCH_COMPACTION_DIRTY_MIB=$CMP_DIRTY_MIB BENCH_COMPACTION_ROUNDS=$CMP_ROUNDS BENCH_COMPACTION_PRODUCE_SECS=$CMP_PRODUCE_SECS BENCH_COMPACTION_OVERRIDES=\"$CMP_OVERRIDES\" BENCH_CLUSTER_RECORDS=$CL_RECORDS BENCH_CLUSTER_ROUNDS=$CL_ROUNDS BENCH_CLUSTER_PARTITIONS=\"$CL_PARTITIONS\" BENCH_FAILOVER_REPS=$FO_REPS BENCH_FAILOVER_SESSIONS=\"$FO_SESSIONS\")"
     echo
     if has core; then
     echo "## Machine limits (same run)"
@@ -327,6 +570,53 @@ KAVKA_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown
     echo "| protocol | assignor | heartbeat ms | join s | add s | remove s | rebalances | rejoin wait total ms | sync max ms |"
     echo "|---|---|---|---|---|---|---|---|---|"
     printf "%s" "$RB_ROWS"
+    fi
+    if has cluster; then
+    echo
+    echo "## Cluster (replication factor 3)"
+    echo
+    echo "\`kavka cluster up --nodes 3\`: three combined broker+controller processes on this machine, generated"
+    echo "configuration (default.replication.factor=3, min.insync.replicas=2), next to one broker of the same"
+    echo "binary with its defaults. Same load generator settings as above (1 KiB records, linger.ms=5,"
+    echo "batch.size=1000000); fresh topic per run (cluster: replication factor 3, min.insync.replicas=2);"
+    echo "$CL_RECORDS records per run, $CL_ROUNDS rounds in alternating order. CPU over each run: machine busy %"
+    echo "(100 = all $CORES cores), cores used by the broker process(es) and by everything else (the load generator"
+    echo "and other work on the machine)."
+    echo
+    echo "| round | target | partitions | acks | rec/s | MiB/s | p50 ms | p99 ms | errors | machine CPU % | broker cores | rest cores |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    printf "%s" "$CL_TPUT_ROWS"
+    echo
+    echo "Medians of the rounds (MiB/s); target: cluster acks=all >= 40% of single node acks=1."
+    echo
+    echo "| partitions | single node acks=1 | cluster acks=all | cluster acks=1 | ratio acks=all | ratio acks=1 | target |"
+    echo "|---|---|---|---|---|---|---|"
+    printf "%s\n" "$CL_SUMMARY"
+    echo
+    echo "Latency below saturation: one partition, 2,000 records/s of 1 KiB for 5 s, \`linger.ms=0\`."
+    echo
+    echo "| target | acks | p50 ms | p99 ms | max ms | errors |"
+    echo "|---|---|---|---|---|---|"
+    printf "%s" "$CL_LAT_ROWS"
+    echo
+    echo "### Leader failover"
+    echo
+    echo "\`kavka-bench failover\` (bench/src/failover.rs), a fresh 3-node cluster per run: one partition, replicas"
+    echo "assigned so that the victim leads (\`leader\`: a node that is not the active controller;"
+    echo "\`leader-controller\`: the active controller), min.insync.replicas=2; 100-byte records, acks=all,"
+    echo "linger.ms=0, 200/s; SIGKILL to the leader after 3 s. failover = kill to the first acknowledgement of a"
+    echo "record sent after the kill; ack gap = longest time without any acknowledgement; fenced = kill to the"
+    echo "controller's \"brokers fenced: session expired\" log line (the dead leader's partitions move then);"
+    echo "client = failover - fenced (new leader reaches the client: metadata, retry backoff); controller = kill to"
+    echo "a new active controller (controller case). Target: failover <= broker.session.timeout.ms + 2000."
+    echo
+    echo "| session timeout ms | victim | runs | failover ms (median / max) | ack gap ms | fenced ms | client ms | controller ms | target ms | target |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    printf "%s\n" "$FO_SUMMARY"
+    echo
+    echo "| session timeout ms | victim | rep | killed was controller | failover ms | ack gap ms | fenced ms | client ms | controller ms | errors | met |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    printf "%s" "$FO_ROWS"
     fi
     if has compaction; then
     echo

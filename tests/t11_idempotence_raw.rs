@@ -8,17 +8,14 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use common::{consumer, create_topic, topic_name, Broker, RawConn};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProducerId, TopicName};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+use bytes::Bytes;
+use common::{
+    consumer, create_topic, encode_batch, raw_produce, raw_record, topic_name, Broker, RawConn,
 };
+use kafka_protocol::messages::{InitProducerIdRequest, ProducerId};
+use kafka_protocol::records::Record;
 use rdkafka::consumer::Consumer;
 
-const PRODUCE_VERSION: i16 = 9;
 const INIT_PID_VERSION: i16 = 2;
 
 const NONE: i16 = 0;
@@ -31,46 +28,19 @@ const INVALID_PRODUCER_EPOCH: i16 = 47;
 fn batch(pid: i64, epoch: i16, seq: i32, n: usize, tag: &str) -> Bytes {
     let records: Vec<Record> = (0..n)
         .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
             producer_id: pid,
             producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
             sequence: seq + i as i32,
-            timestamp: 1_700_000_000_000 + i as i64,
             key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::from(format!("{tag}-{i}"))),
-            headers: Default::default(),
+            ..raw_record(i, tag)
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode batch");
-    buf.freeze()
+    encode_batch(&records)
 }
 
 /// Produces `records` to `topic`/`partition` with acks=all; returns (error code, base offset).
 fn produce(c: &mut RawConn, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(records))])]);
-    let resp = c.request(PRODUCE_VERSION, &req).expect("Produce");
-    let p = &resp.responses[0].partition_responses[0];
+    let p = raw_produce(c, topic, partition, -1, 10_000, records);
     (p.error_code, p.base_offset)
 }
 

@@ -1,5 +1,5 @@
-//! Failover on a 3-node cluster of combined broker+controller processes on loopback, end to end
-//! with librdkafka:
+//! Failover on clusters of `kavka` processes on loopback (3 combined broker+controller nodes, or
+//! 3 controller-only and 3 broker-only nodes), end to end with librdkafka:
 //!
 //! - a consumer group keeps consuming, and its commits survive, when the node coordinating it
 //!   (the leader of the group's `__consumer_offsets` partition) is killed with -9: the client is
@@ -9,8 +9,12 @@
 //! - `acks=all` idempotent production goes on, every send acknowledged, across a kill -9 of the
 //!   active controller, topics can still be created afterwards, and every acknowledged record is
 //!   in the log exactly once at its offset once the node is back;
-//! - (ignored until the harness can start broker-only nodes) with two of three brokers down,
-//!   `acks=all` is refused with NOT_ENOUGH_REPLICAS while committed data can still be read.
+//! - on a cluster of 3 controller-only and 3 broker-only nodes: with two of three brokers down,
+//!   the ISR shrinks to the survivor, `acks=all` is refused with NOT_ENOUGH_REPLICAS while every
+//!   committed record can still be read, and the ISR is whole again once they are restarted;
+//! - on the same kind of cluster, `acks=all` production goes on across a kill -9 of the active
+//!   controller (a controller-only node), topics can still be created, and the controllers and
+//!   brokers that are left describe the topics the same way.
 //!
 //! Each test starts its own cluster. Waits are generous (the machine may be a busy 2-core VM) and
 //! nothing is asserted about speed beyond liveness bounds.
@@ -18,56 +22,31 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::cluster::{create_topic, Cluster, PartitionState, Partitions};
-use common::{client_config, consumer, producer, topic_name, RawConn};
+use common::cluster::{
+    metadata, partitions_of, topics_of, Cluster, PartitionState, Partitions, Role,
+};
+use common::replication::{
+    assert_acks_in_log, assert_log_is, create_replicated_topic, full_isr, idempotent_producer,
+    others, partition_has_full_isr, read_partition, send_values, spawn_send_values, start_cluster,
+    values, Ack, Sent, SETTINGS, WAIT,
+};
+use common::{client_config, consumer, encode_batch, raw_produce, raw_record, topic_name, RawConn};
 use kafka_protocol::messages::FindCoordinatorRequest;
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-/// Every node of every cluster here: short broker sessions (a killed node is fenced after 3 s)
-/// and a short replica lag bound (a stalled follower leaves the ISR after 5 s).
-const SETTINGS: &[(&str, &str)] = &[
-    ("broker.session.timeout.ms", "3000"),
-    ("replica.lag.time.max.ms", "5000"),
-];
-/// How long any one condition (ISR change, election, catch-up, a read) is waited for.
-const WAIT: Duration = Duration::from_secs(60);
 /// How long a group consumer may take to finish the topic after its coordinator was killed.
 const CONSUME_AFTER_KILL: Duration = Duration::from_secs(90);
 /// How long topic creation may take after the active controller was killed.
 const CREATE_AFTER_KILL: Duration = Duration::from_secs(30);
 
 const OFFSETS_TOPIC: &str = "__consumer_offsets";
-
-/// A started cluster whose three brokers are all registered, so that RF 3 topics (and an RF 3
-/// `__consumer_offsets`) can be created.
-fn start_cluster() -> Cluster {
-    let cluster = Cluster::start_with(3, SETTINGS);
-    cluster.wait_for_all_brokers();
-    cluster
-}
-
-/// `p` has a leader and all three replicas in its ISR.
-fn partition_has_full_isr(p: &PartitionState) -> bool {
-    let mut isr = p.isr.clone();
-    isr.sort_unstable();
-    p.leader > 0 && p.replicas.len() == 3 && isr == [1, 2, 3]
-}
-
-/// Every partition has a leader and all three replicas in its ISR.
-fn full_isr(parts: &[PartitionState]) -> bool {
-    !parts.is_empty() && parts.iter().all(partition_has_full_isr)
-}
-
-fn others(cluster: &Cluster, but: i32) -> Vec<i32> {
-    cluster.ids().into_iter().filter(|id| *id != but).collect()
-}
 
 /// Kafka's group-to-partition mapping: `Utils.abs(group.hashCode()) % partitions`, with Java's
 /// `String.hashCode` over UTF-16 code units (as `src/coordinator/mod.rs` computes it).
@@ -79,21 +58,6 @@ fn partition_for(group: &str, partitions: i32) -> i32 {
     abs % partitions.max(1)
 }
 
-/// An idempotent `acks=all` producer that gives every record 60 s to be delivered (through
-/// retries and leader changes).
-fn idempotent_producer(cluster: &Cluster) -> FutureProducer {
-    let bootstrap = cluster.bootstrap();
-    producer(
-        &cluster.nodes[0],
-        &[
-            ("bootstrap.servers", bootstrap.as_str()),
-            ("acks", "all"),
-            ("enable.idempotence", "true"),
-            ("message.timeout.ms", "60000"),
-        ],
-    )
-}
-
 /// Asks `node` (raw FindCoordinator v3) which node coordinates `group`: (error code, node id).
 fn find_coordinator(cluster: &Cluster, node: i32, group: &str) -> Option<(i16, i32)> {
     let mut conn = std::panic::catch_unwind(|| RawConn::connect(cluster.get(node))).ok()?;
@@ -102,169 +66,6 @@ fn find_coordinator(cluster: &Cluster, node: i32, group: &str) -> Option<(i16, i
         .with_key_type(0);
     let response = conn.request(3, &request).ok()?;
     Some((response.error_code, response.node_id.0))
-}
-
-/// One acknowledged record of partition 0.
-#[derive(Debug, Clone)]
-struct Ack {
-    offset: i64,
-    value: String,
-}
-
-/// What a producing task saw.
-#[derive(Default)]
-struct Sent {
-    acks: Mutex<Vec<Ack>>,
-    failures: Mutex<Vec<String>>,
-}
-
-impl Sent {
-    fn acked(&self) -> usize {
-        self.acks.lock().unwrap().len()
-    }
-
-    fn assert_no_failures(&self, context: &str) {
-        let failures = self.failures.lock().unwrap();
-        assert!(
-            failures.is_empty(),
-            "expected every send to be acknowledged {context}; {} failed (and {} were acked), \
-             first failures: {:?}",
-            failures.len(),
-            self.acked(),
-            &failures[..failures.len().min(5)]
-        );
-    }
-}
-
-/// Sends `values` to partition 0 of `topic`, `window` at a time (each window awaited before the
-/// next), recording each acknowledgement or failure in `sent`.
-async fn send_values(
-    producer: &FutureProducer,
-    topic: &str,
-    values: &[String],
-    window: usize,
-    sent: &Sent,
-) {
-    for chunk in values.chunks(window) {
-        let mut pending = Vec::with_capacity(chunk.len());
-        for value in chunk {
-            let record = FutureRecord::<(), str>::to(topic)
-                .partition(0)
-                .payload(value);
-            match producer.send_result(record) {
-                Ok(delivery) => pending.push((value, delivery)),
-                Err((e, _)) => sent
-                    .failures
-                    .lock()
-                    .unwrap()
-                    .push(format!("{value}: not queued: {e}")),
-            }
-        }
-        for (value, delivery) in pending {
-            match delivery.await {
-                Ok(Ok(d)) => sent.acks.lock().unwrap().push(Ack {
-                    offset: d.offset,
-                    value: value.clone(),
-                }),
-                Ok(Err((e, _))) => sent.failures.lock().unwrap().push(format!("{value}: {e}")),
-                Err(_) => sent
-                    .failures
-                    .lock()
-                    .unwrap()
-                    .push(format!("{value}: delivery report lost")),
-            }
-        }
-    }
-}
-
-fn values(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
-    range.map(|i| format!("{prefix}{i:05}")).collect()
-}
-
-/// Reads partition `partition` of `topic` from the beginning through the running nodes until at
-/// least `at_least` records arrived and nothing more came for 2 s. Returns (offset, value) pairs.
-fn read_partition(
-    cluster: &Cluster,
-    topic: &str,
-    partition: i32,
-    at_least: usize,
-) -> Vec<(i64, String)> {
-    let bootstrap = cluster.running_bootstrap();
-    let consumer = consumer(
-        &cluster.nodes[0],
-        &[("bootstrap.servers", bootstrap.as_str())],
-    );
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Beginning)
-        .expect("add partition");
-    consumer.assign(&tpl).expect("assign");
-    let deadline = Instant::now() + WAIT;
-    let mut out = Vec::new();
-    let mut last_record = Instant::now();
-    loop {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
-                out.push((m.offset(), value));
-                last_record = Instant::now();
-            }
-            // Transient (a node still starting, a leader moving): the client retries by itself.
-            Some(Err(e)) => eprintln!("consumer of {topic}/{partition}: {e}"),
-            None => {}
-        }
-        if out.len() >= at_least && last_record.elapsed() > Duration::from_secs(2) {
-            return out;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "expected at least {at_least} records in {topic}/{partition} within {WAIT:?}, \
-             read {} (last offset {:?})",
-            out.len(),
-            out.last().map(|(o, _)| *o)
-        );
-    }
-}
-
-/// Reads partition 0 and checks that every acknowledged record is at the offset it was acked at,
-/// and that no value is in the log twice.
-fn assert_acks_in_log(cluster: &Cluster, topic: &str, acks: &[Ack]) {
-    let log = read_partition(cluster, topic, 0, acks.len());
-    let by_offset: BTreeMap<i64, &str> = log.iter().map(|(o, v)| (*o, v.as_str())).collect();
-    let mut seen = HashMap::new();
-    let duplicates: Vec<String> = log
-        .iter()
-        .filter_map(|(o, v)| {
-            seen.insert(v.as_str(), *o)
-                .map(|first| format!("{v} at offsets {first} and {o}"))
-        })
-        .collect();
-    assert!(
-        duplicates.is_empty(),
-        "expected each value once in {topic}/0; {} duplicated, e.g. {:?}",
-        duplicates.len(),
-        &duplicates[..duplicates.len().min(5)]
-    );
-    let missing: Vec<String> = acks
-        .iter()
-        .filter(|a| by_offset.get(&a.offset) != Some(&a.value.as_str()))
-        .map(|a| {
-            format!(
-                "{} acked at offset {}, log has {:?} there",
-                a.value,
-                a.offset,
-                by_offset.get(&a.offset)
-            )
-        })
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "expected all {} acknowledged records at their offsets in {topic}/0 ({} records read); \
-         {} are not, e.g. {:?}",
-        acks.len(),
-        log.len(),
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
 }
 
 /// A classic-protocol group member that commits only when told to, bootstrapping from every node.
@@ -361,15 +162,7 @@ async fn a_group_keeps_consuming_across_the_failover_of_its_coordinator() {
     let mut cluster = start_cluster();
     let topic = topic_name("group-failover");
     let group = format!("{topic}-group");
-    create_topic(
-        &cluster.bootstrap(),
-        &topic,
-        3,
-        3,
-        &[("min.insync.replicas", "2")],
-    )
-    .await;
-    cluster.wait_for_partitions(&cluster.ids(), &topic, WAIT, "a full ISR", full_isr);
+    create_replicated_topic(&cluster, &topic, 3, "2").await;
 
     // Keyed records, spread over the 3 partitions by the default partitioner.
     let producer = idempotent_producer(&cluster);
@@ -593,38 +386,39 @@ async fn create_topic_within(cluster: &Cluster, name: &str, limit: Duration) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn production_continues_when_the_active_controller_is_killed() {
-    let mut cluster = start_cluster();
-    let topic = topic_name("controller-kill");
-    create_topic(
-        &cluster.bootstrap(),
-        &topic,
-        1,
-        3,
-        &[("min.insync.replicas", "2")],
-    )
-    .await;
-    let parts = cluster.wait_for_partitions(&cluster.ids(), &topic, WAIT, "a full ISR", full_isr);
+/// What [`kill_the_controller_while_producing`] did.
+struct ControllerKilled {
+    /// The RF 3 topic produced to, and its partition as created.
+    topic: String,
+    parts: Vec<PartitionState>,
+    /// The active controller that was killed.
+    controller: i32,
+    /// All 2000 acknowledgements.
+    acks: Vec<Ack>,
+    /// The topic created after the kill.
+    created: String,
+    /// From the kill to the last acknowledgement.
+    produced_after: Duration,
+    /// From the last acknowledgement to the creation of `created`.
+    created_after: Duration,
+}
 
-    let producer = idempotent_producer(&cluster);
+/// Creates a topic `topic_name(prefix)` (1 partition, RF 3, `min.insync.replicas=2`), produces
+/// 2000 records to it with an idempotent `acks=all` producer, kills -9 the active controller
+/// after 1000 acknowledgements, checks that every send is acknowledged all the same, then creates
+/// another topic through the running brokers (retrying while the quorum elects a new leader).
+async fn kill_the_controller_while_producing(
+    cluster: &mut Cluster,
+    prefix: &str,
+) -> ControllerKilled {
+    let topic = topic_name(prefix);
+    let parts = create_replicated_topic(cluster, &topic, 1, "2").await;
+
+    let producer = idempotent_producer(cluster);
     let sent = Arc::new(Sent::default());
-    let all = values("c", 0..2000);
-    let task = {
-        let (producer, topic, sent, all) = (producer.clone(), topic.clone(), sent.clone(), all);
-        tokio::spawn(async move { send_values(&producer, &topic, &all, 50, &sent).await })
-    };
-    let deadline = Instant::now() + WAIT;
-    while sent.acked() < 1000 {
-        assert!(
-            !task.is_finished() && Instant::now() < deadline,
-            "expected 1000 acks before killing the controller within {WAIT:?}; got {}, \
-             failures: {:?}",
-            sent.acked(),
-            sent.failures.lock().unwrap().first()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let task = spawn_send_values(&producer, &topic, values("c", 0..2000), 50, &sent);
+    sent.wait_for_acks(1000, &task, "before killing the controller")
+        .await;
     let controller = cluster.active_controller();
     eprintln!(
         "killing active controller {controller} after {} acks of {topic} ({})",
@@ -645,13 +439,27 @@ async fn production_continues_when_the_active_controller_is_killed() {
         "expected one acknowledgement per record sent"
     );
 
-    let survivors = others(&cluster, controller);
-    let created = topic_name("after-controller-kill");
-    create_topic_within(&cluster, &created, CREATE_AFTER_KILL).await;
-    let created_at = Instant::now();
+    let created = topic_name(&format!("after-{prefix}"));
+    create_topic_within(cluster, &created, CREATE_AFTER_KILL).await;
+    ControllerKilled {
+        topic,
+        parts,
+        controller,
+        acks,
+        created,
+        produced_after: produced_at - killed_at,
+        created_after: produced_at.elapsed(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn production_continues_when_the_active_controller_is_killed() {
+    let mut cluster = start_cluster();
+    let killed = kill_the_controller_while_producing(&mut cluster, "controller-kill").await;
+    let (topic, controller, created) = (&killed.topic, killed.controller, &killed.created);
     let new_parts = cluster.wait_for_partitions(
-        &survivors,
-        &created,
+        &others(&cluster, controller),
+        created,
         WAIT,
         &format!("{created} with a leader other than the killed {controller}"),
         |parts| parts.len() == 1 && parts[0].leader > 0 && parts[0].leader != controller,
@@ -659,8 +467,8 @@ async fn production_continues_when_the_active_controller_is_killed() {
     eprintln!(
         "{topic}: all 2000 acked {:?} after the kill; {created} created {:?} after that: {}; \
          the active controller is now {}",
-        produced_at - killed_at,
-        created_at - produced_at,
+        killed.produced_after,
+        killed.created_after,
         Partitions(&new_parts),
         cluster.active_controller()
     );
@@ -668,29 +476,199 @@ async fn production_continues_when_the_active_controller_is_killed() {
     cluster.node(controller).restart();
     cluster.wait_for_partitions(
         &cluster.ids(),
-        &topic,
+        topic,
         WAIT,
         &format!("a full ISR again after node {controller} restarted"),
         full_isr,
     );
-    assert_acks_in_log(&cluster, &topic, &acks);
+    assert_acks_in_log(&cluster, topic, &killed.acks);
 }
 
-/// Intended scenario, for a cluster of 3 controller-only nodes and 3 broker-only nodes (with
-/// combined nodes, killing 2 of 3 also loses the metadata quorum, so the ISR could not shrink and
-/// the outcome would say nothing about the brokers):
-///
-/// 1. topic with 1 partition, RF 3, `min.insync.replicas=2`; wait for ISR [all three brokers];
-///    produce some records with `acks=all` (committed: the high watermark covers them);
-/// 2. kill -9 two of the three brokers; wait (on the controllers' view, via the survivor's
-///    Metadata) until the ISR is the surviving broker alone, which then leads the partition;
-/// 3. a raw Produce with `acks=-1` to the survivor gets NOT_ENOUGH_REPLICAS (19) and appends
-///    nothing; reading the partition from the beginning still returns every committed record;
-/// 4. restart both brokers; wait for ISR 3 again; the log is the committed records, in order.
-///
-/// The harness cannot start `process.roles=broker` nodes yet (start-up refuses them).
-#[test]
-#[ignore = "needs broker-only nodes: 3 controllers + 3 brokers"]
-fn two_of_three_brokers_down_refuses_acks_all_but_serves_committed_reads() {
-    unimplemented!("needs a harness for 3 controller-only + 3 broker-only nodes; see the comment");
+/// A split-roles cluster: controller-only nodes 1..=3 (the metadata quorum) and broker-only nodes
+/// 4..=6, with [`SETTINGS`], all three brokers registered.
+fn start_split_cluster() -> Cluster {
+    let cluster = Cluster::start_split(3, 3, SETTINGS);
+    cluster.wait_for_all_brokers();
+    cluster
+}
+
+/// Polls Metadata on each of the nodes `on` until they all describe `topics` the same way (leader,
+/// epoch, replicas, ISR of every partition) and list the same topics; returns that description.
+fn wait_for_agreement(
+    cluster: &Cluster,
+    on: &[i32],
+    topics: &[&str],
+) -> BTreeMap<String, Vec<PartitionState>> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let views: Vec<(i32, Option<_>)> = on
+            .iter()
+            .map(|id| {
+                let view = metadata(cluster.get(*id)).and_then(|m| {
+                    let described: Option<BTreeMap<String, Vec<PartitionState>>> = topics
+                        .iter()
+                        .map(|t| partitions_of(&m, t).map(|parts| (t.to_string(), parts)))
+                        .collect();
+                    described.map(|d| (topics_of(&m), d))
+                });
+                (*id, view)
+            })
+            .collect();
+        let first = &views[0].1;
+        if first.is_some() && views.iter().all(|(_, view)| view == first) {
+            return first.clone().expect("checked").1;
+        }
+        if Instant::now() > deadline {
+            let described: Vec<String> = views
+                .iter()
+                .map(|(id, view)| match view {
+                    None => format!("node {id}: no answer, or a topic missing"),
+                    Some((all, d)) => format!(
+                        "node {id}: topics {all:?}; {}",
+                        d.iter()
+                            .map(|(t, parts)| format!("{t} {}", Partitions(parts)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })
+                .collect();
+            panic!(
+                "expected nodes {on:?} to agree on {topics:?} within {WAIT:?}; they answered:\n{}",
+                described.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// With controller-only nodes the metadata quorum outlives the brokers, so losing two of three
+/// brokers shows what the brokers alone do: the ISR shrinks to the survivor, which refuses
+/// `acks=all` below `min.insync.replicas` but still serves every committed record, and the others
+/// rejoin once restarted.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_of_three_brokers_down_refuses_acks_all_but_serves_committed_reads() {
+    const NOT_ENOUGH_REPLICAS: i16 = 19;
+    let mut cluster = start_split_cluster();
+    let topic = topic_name("two-down");
+    let parts = create_replicated_topic(&cluster, &topic, 1, "2").await;
+    let leader = parts[0].leader;
+    let committed = values("d", 0..1000);
+    let producer = idempotent_producer(&cluster);
+    let sent = Sent::default();
+    send_values(&producer, &topic, &committed, 50, &sent).await;
+    sent.assert_no_failures("with a full ISR");
+    drop(producer);
+
+    let victims: Vec<i32> = parts[0]
+        .replicas
+        .iter()
+        .copied()
+        .filter(|r| *r != leader)
+        .collect();
+    eprintln!(
+        "{topic}: {}; killing brokers {victims:?} (active controller {})",
+        Partitions(&parts),
+        cluster.active_controller()
+    );
+    let killed_at = Instant::now();
+    for victim in &victims {
+        cluster.node(*victim).kill9();
+    }
+    // The controllers fence both after their sessions and drop them from the ISR; the leader must
+    // have applied that too before it is asked.
+    let mut watchers = cluster.controller_ids();
+    watchers.push(leader);
+    let parts = cluster.wait_for_partitions(
+        &watchers,
+        &topic,
+        WAIT,
+        &format!("ISR [{leader}] (brokers {victims:?} killed)"),
+        |parts| parts.len() == 1 && parts[0].leader == leader && parts[0].isr == [leader],
+    );
+    eprintln!(
+        "{topic}: ISR shrank {:?} after the kills: {}",
+        killed_at.elapsed(),
+        Partitions(&parts)
+    );
+
+    let mut conn = RawConn::connect(cluster.get(leader));
+    let refused = encode_batch(&(0..3).map(|i| raw_record(i, "refused")).collect::<Vec<_>>());
+    let answer = raw_produce(&mut conn, &topic, 0, -1, 5000, refused);
+    assert_eq!(
+        answer.error_code, NOT_ENOUGH_REPLICAS,
+        "expected NOT_ENOUGH_REPLICAS (19) for acks=all with {} and min.insync.replicas=2, got \
+         {answer:?}",
+        parts[0]
+    );
+    let log = read_partition(&cluster, &topic, 0, committed.len());
+    assert_log_is(
+        &log,
+        &committed,
+        "the 1000 committed records d00000..d00999 at offsets 0..999 and nothing of the refused \
+         batch, read from the surviving leader",
+    );
+
+    for victim in &victims {
+        cluster.node(*victim).restart();
+    }
+    cluster.wait_for_partitions(
+        &cluster.ids(),
+        &topic,
+        WAIT,
+        &format!("a full ISR again after brokers {victims:?} restarted"),
+        full_isr,
+    );
+    let producer = idempotent_producer(&cluster);
+    let sent = Sent::default();
+    send_values(&producer, &topic, &values("e", 0..100), 50, &sent).await;
+    sent.assert_no_failures("with the full ISR back");
+    let offsets: Vec<i64> = sent.acks.lock().unwrap().iter().map(|a| a.offset).collect();
+    assert_eq!(
+        offsets,
+        (1000..1100).collect::<Vec<i64>>(),
+        "expected the records produced after the restarts right after the committed ones"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn split_roles_cluster_replicates_and_survives_a_controller_loss() {
+    let mut cluster = start_split_cluster();
+    let killed = kill_the_controller_while_producing(&mut cluster, "split-controller-kill").await;
+    let (topic, controller, created) = (&killed.topic, killed.controller, &killed.created);
+    let mut replicas = killed.parts[0].replicas.clone();
+    replicas.sort_unstable();
+    assert_eq!(
+        replicas,
+        cluster.broker_ids(),
+        "expected the replicas to be the three brokers, never a controller-only node: {}",
+        killed.parts[0]
+    );
+    assert_eq!(
+        cluster.role(controller),
+        Role::Controller,
+        "expected the killed active controller {controller} to be a controller-only node"
+    );
+
+    let survivors = others(&cluster, controller);
+    let agreed = wait_for_agreement(&cluster, &survivors, &[topic, created]);
+    let successor = cluster.active_controller();
+    eprintln!(
+        "{topic}: all 2000 acked {:?} after the kill; {created} created {:?} after that; the \
+         active controller is now {successor}; nodes {survivors:?} agree on {agreed:?}",
+        killed.produced_after, killed.created_after,
+    );
+    assert!(
+        successor != controller && cluster.role(successor) == Role::Controller,
+        "expected another controller-only node to take over from {controller}, not {successor}"
+    );
+    assert!(
+        agreed[created].len() == 1 && agreed[created][0].leader > 0,
+        "expected {created} to have a leader: {}",
+        Partitions(&agreed[created])
+    );
+
+    // The old controller comes back (started once it has caught up) and agrees as well.
+    cluster.node(controller).restart();
+    wait_for_agreement(&cluster, &cluster.ids(), &[topic, created]);
+    assert_acks_in_log(&cluster, topic, &killed.acks);
 }

@@ -14,33 +14,19 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::cluster::{create_topic, Cluster, PartitionState, Partitions};
+use common::replication::{self, SETTINGS, WAIT};
 use common::{topic_name, RawConn};
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-/// A killed node is fenced after 3 s; a stalled follower leaves the ISR after 5 s.
-const BASE: &[(&str, &str)] = &[
-    ("broker.session.timeout.ms", "3000"),
-    ("replica.lag.time.max.ms", "5000"),
-];
-/// How long any one condition (fencing, ISR change, election) is waited for.
-const WAIT: Duration = Duration::from_secs(60);
-
 const NONE: i16 = 0;
 const ELECTION_NOT_NEEDED: i16 = 84;
 
-/// Every partition has a leader and all three replicas in its ISR.
+/// Three partitions, each with a leader and all three replicas in its ISR.
 fn full_isr(parts: &[PartitionState]) -> bool {
-    parts.len() == 3
-        && parts.iter().all(|p| {
-            let mut isr = p.isr.clone();
-            isr.sort_unstable();
-            p.leader > 0 && p.replicas.len() == 3 && isr == [1, 2, 3]
-        })
+    parts.len() == 3 && replication::full_isr(parts)
 }
 
 /// Every partition is led by its preferred replica.
@@ -53,7 +39,7 @@ fn preferred_leaders(parts: &[PartitionState]) -> bool {
 /// leaderships moved, restarts it and waits until it is back in every ISR. Returns the cluster,
 /// the topic and the restarted node.
 async fn cluster_after_failover(extra: &[(&str, &str)]) -> (Cluster, String, i32) {
-    let settings: Vec<(&str, &str)> = BASE.iter().chain(extra).copied().collect();
+    let settings: Vec<(&str, &str)> = SETTINGS.iter().chain(extra).copied().collect();
     let mut cluster = Cluster::start_with(3, &settings);
     cluster.wait_for_all_brokers();
     let topic = topic_name("elect");

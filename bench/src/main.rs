@@ -3,7 +3,8 @@
 //! ```text
 //! kavka-bench produce --bootstrap HOST:PORT --topic T --size BYTES --count N --acks 1|all [--rate R]
 //! kavka-bench consume --bootstrap HOST:PORT --topic T --partitions P --count N
-//! kavka-bench create-topic --bootstrap HOST:PORT --topic T --partitions P
+//! kavka-bench create-topic --bootstrap HOST:PORT --topic T --partitions P [--replication-factor R]
+//!             [--config key=value,...]
 //! kavka-bench fetch-raw --bootstrap HOST:PORT --topic T --partitions P
 //! kavka-bench group-vs-assign --bootstrap HOST:PORT [--partitions 8] [--size 1024] [--count 300000]
 //!             [--rounds 3] [--commit-interval-ms 100] [--protocol classic|consumer]
@@ -13,6 +14,8 @@
 //! kavka-bench has-kip848 --bootstrap HOST:PORT
 //! kavka-bench compaction --bootstrap HOST:PORT --broker-log FILE [--phase a|b|ab] [--mib 500]
 //!             [--rounds 3] [--dirty-mib 500] [--produce-secs S] (see compaction.rs)
+//! kavka-bench failover --cluster-dir DIR --bootstrap HOST:PORT,... [--victim leader|leader-controller]
+//!             [--rate 200] [--warmup-secs 3] [--after-secs 2] [--timeout-secs 60] (see failover.rs)
 //! ```
 //! `fetch-raw` reads every partition from offset 0 to its end with plain Fetch v12 requests
 //! (8 MiB per partition, one connection, no decoding of records): the broker's read path
@@ -35,6 +38,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 mod compaction;
+mod failover;
 mod group;
 
 /// Parsed `--key value` options.
@@ -290,20 +294,63 @@ fn consume(a: &Args) -> Result<(), String> {
 }
 
 fn create_topic(a: &Args) -> Result<(), String> {
-    create_topic_named(
+    let configs = match a.opts.get("config") {
+        Some(list) => parse_config_list(list)?,
+        None => Vec::new(),
+    };
+    create_topic_with(
         a.get("bootstrap")?,
         a.get("topic")?,
         a.num("partitions")? as i32,
+        a.num_or("replication-factor", 1)? as i32,
+        &configs,
     )
 }
 
+/// `key=value,key=value` (topic configs of `create-topic --config`).
+fn parse_config_list(list: &str) -> Result<Vec<(String, String)>, String> {
+    list.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| format!("bad --config entry {kv} (want key=value)"))
+        })
+        .collect()
+}
+
 fn create_topic_named(bootstrap: &str, topic: &str, partitions: i32) -> Result<(), String> {
+    create_topic_with(bootstrap, topic, partitions, 1, &[])
+}
+
+/// Creates `topic` with `partitions` partitions of `replication_factor` replicas (placed by the
+/// broker) and the given topic configs.
+fn create_topic_with(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i32,
+    configs: &[(String, String)],
+) -> Result<(), String> {
+    let mut new_topic = NewTopic::new(
+        topic,
+        partitions,
+        TopicReplication::Fixed(replication_factor),
+    );
+    for (k, v) in configs {
+        new_topic = new_topic.set(k, v);
+    }
+    create_topics(bootstrap, &[new_topic])
+}
+
+/// Sends one CreateTopics request and fails if any topic was not created.
+fn create_topics(bootstrap: &str, topics: &[NewTopic<'_>]) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .map_err(|e| format!("create admin client: {e}"))?;
     let res = futures_executor::block_on(admin.create_topics(
-        &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+        topics,
         &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
     ))
     .map_err(|e| format!("CreateTopics: {e}"))?;
@@ -444,6 +491,7 @@ fn main() {
         "rebalance" => group::rebalance(&a),
         "has-kip848" => group::has_kip848(&a),
         "compaction" => compaction::compaction(&a),
+        "failover" => failover::failover(&a),
         other => Err(format!("unknown command {other}")),
     });
     if let Err(e) = res {

@@ -1,7 +1,8 @@
-//! A cluster of combined broker+controller `kavka` processes on loopback, for the multi-node tests:
-//! every node is a metadata-quorum voter and a broker, formatted with one shared cluster id. Also
-//! Metadata helpers (raw `MetadataRequest`s to one node) and rdkafka admin helpers that take a
-//! `bootstrap.servers` list rather than a single broker.
+//! A cluster of `kavka` processes on loopback, for the multi-node tests, formatted with one shared
+//! cluster id: either combined broker+controller nodes (every node a metadata-quorum voter and a
+//! broker) or split roles (controller-only voters and broker-only nodes that follow the metadata log
+//! as learners). Also Metadata helpers (raw `MetadataRequest`s to one node) and rdkafka admin
+//! helpers that take a `bootstrap.servers` list rather than a single broker.
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
@@ -14,7 +15,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 
-use super::{Broker, RawConn};
+use super::{Broker, RawConn, Readiness};
 
 /// Short broker sessions so that fencing is observable within a test (elections stay at Kafka's
 /// default); overridable per cluster with `broker.session.timeout.ms`.
@@ -28,9 +29,35 @@ pub const CLUSTER_ID: &str = "kavkaTestClusterId0001";
 /// clusters picking ports at once could be handed the same just-released port.
 static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// `n` nodes with ids 1..=n; `nodes[i]` is node `i + 1`. Dropping it kills every process.
+/// What a node of a [`Cluster`] is (its `process.roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `broker,controller`: a quorum voter with a client and a controller listener.
+    Combined,
+    /// `controller`: a quorum voter with only a controller listener; hosts no partition.
+    Controller,
+    /// `broker`: no controller listener; follows the metadata log as a learner on its inter-broker
+    /// (client) listener.
+    Broker,
+}
+
+impl Role {
+    /// Has a client listener and registers as a broker.
+    pub fn is_broker(self) -> bool {
+        self != Role::Controller
+    }
+
+    /// Votes in the metadata quorum.
+    pub fn is_controller(self) -> bool {
+        self != Role::Broker
+    }
+}
+
+/// Nodes with ids 1..=n; `nodes[i]` is node `i + 1`. Dropping it kills every process.
 pub struct Cluster {
     pub nodes: Vec<Broker>,
+    /// `roles[i]` is node `i + 1`'s.
+    roles: Vec<Role>,
 }
 
 /// `n` distinct free ports, all held at once while they are picked, so that each node's
@@ -46,7 +73,7 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 }
 
 impl Cluster {
-    /// Starts `n` nodes with the default cluster settings and waits until each accepts
+    /// Starts `n` combined nodes with the default cluster settings and waits until each accepts
     /// connections.
     pub fn start(n: usize) -> Cluster {
         Cluster::start_with(n, &[])
@@ -56,13 +83,39 @@ impl Cluster {
     /// that the cluster sets itself (e.g. `broker.session.timeout.ms`) is replaced, not repeated;
     /// the heartbeat interval follows an overridden session timeout unless it is given too.
     pub fn start_with(n: usize, extra: &[(&str, &str)]) -> Cluster {
+        Cluster::start_roles(&vec![Role::Combined; n], extra)
+    }
+
+    /// Starts `controllers` controller-only nodes (ids 1..=controllers, the quorum's voters) and
+    /// `brokers` broker-only nodes (the next ids), with `extra` settings as in
+    /// [`start_with`](Self::start_with), and waits until every node is started: each controller
+    /// has logged that it is, and each broker answers clients.
+    pub fn start_split(controllers: usize, brokers: usize, extra: &[(&str, &str)]) -> Cluster {
+        let roles: Vec<Role> = std::iter::repeat_n(Role::Controller, controllers)
+            .chain(std::iter::repeat_n(Role::Broker, brokers))
+            .collect();
+        Cluster::start_roles(&roles, extra)
+    }
+
+    /// Starts node `i + 1` as `roles[i]`; see [`start_with`](Self::start_with).
+    pub fn start_roles(roles: &[Role], extra: &[(&str, &str)]) -> Cluster {
         let _starting = STARTING.lock().unwrap_or_else(|p| p.into_inner());
-        let ports = free_ports(2 * n);
-        let (client_ports, controller_ports) = ports.split_at(n);
+        let brokers = roles.iter().filter(|r| r.is_broker()).count();
+        let controllers = roles.iter().filter(|r| r.is_controller()).count();
+        let mut ports = free_ports(brokers + controllers).into_iter();
+        // Every broker's client port first, then every voter's controller port.
+        let client_ports: Vec<Option<u16>> = roles
+            .iter()
+            .map(|r| r.is_broker().then(|| ports.next().expect("a port")))
+            .collect();
+        let controller_ports: Vec<Option<u16>> = roles
+            .iter()
+            .map(|r| r.is_controller().then(|| ports.next().expect("a port")))
+            .collect();
         let voters = controller_ports
             .iter()
             .enumerate()
-            .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
+            .filter_map(|(i, p)| p.map(|p| format!("{}@127.0.0.1:{p}", i + 1)))
             .collect::<Vec<_>>()
             .join(",");
         let session_ms: u64 = extra
@@ -70,34 +123,56 @@ impl Cluster {
             .find(|(k, _)| *k == "broker.session.timeout.ms")
             .map(|(_, v)| v.parse().expect("broker.session.timeout.ms is a number"))
             .unwrap_or(SESSION_MS);
-        let mut nodes: Vec<Broker> = (0..n)
-            .map(|i| {
+        let mut nodes: Vec<Broker> = roles
+            .iter()
+            .enumerate()
+            .map(|(i, role)| {
+                let (client, controller) = (client_ports[i], controller_ports[i]);
+                let client_listener = client.map(|p| format!("PLAINTEXT://127.0.0.1:{p}"));
+                let controller_listener = controller.map(|p| format!("CONTROLLER://127.0.0.1:{p}"));
+                let (process_roles, protocol_map, readiness) = match role {
+                    Role::Combined => (
+                        "broker,controller",
+                        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                        Readiness::Accepts,
+                    ),
+                    Role::Controller => {
+                        ("controller", "CONTROLLER:PLAINTEXT", Readiness::LogsStarted)
+                    }
+                    Role::Broker => (
+                        "broker",
+                        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                        Readiness::Answers,
+                    ),
+                };
+                let listeners: Vec<String> = client_listener
+                    .iter()
+                    .chain(&controller_listener)
+                    .cloned()
+                    .collect();
                 let mut settings: Vec<(String, String)> = vec![
-                    ("process.roles".into(), "broker,controller".into()),
+                    ("process.roles".into(), process_roles.into()),
                     ("node.id".into(), (i + 1).to_string()),
-                    (
-                        "listeners".into(),
-                        format!(
-                            "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
-                            client_ports[i], controller_ports[i]
-                        ),
-                    ),
-                    (
-                        "advertised.listeners".into(),
-                        format!("PLAINTEXT://127.0.0.1:{}", client_ports[i]),
-                    ),
+                    ("listeners".into(), listeners.join(",")),
+                ];
+                if let Some(listener) = &client_listener {
+                    settings.push(("advertised.listeners".into(), listener.clone()));
+                }
+                settings.extend([
                     ("controller.listener.names".into(), "CONTROLLER".into()),
-                    (
-                        "listener.security.protocol.map".into(),
-                        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
-                    ),
+                    ("listener.security.protocol.map".into(), protocol_map.into()),
+                ]);
+                if *role == Role::Broker {
+                    settings.push(("inter.broker.listener.name".into(), "PLAINTEXT".into()));
+                }
+                settings.extend([
                     ("controller.quorum.voters".into(), voters.clone()),
                     ("broker.session.timeout.ms".into(), session_ms.to_string()),
                     (
                         "broker.heartbeat.interval.ms".into(),
                         (session_ms / 6).to_string(),
                     ),
-                ];
+                ]);
                 for (k, v) in extra {
                     match settings.iter_mut().find(|(key, _)| key == k) {
                         Some(slot) => slot.1 = v.to_string(),
@@ -108,34 +183,50 @@ impl Cluster {
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
-                Broker::launch_formatted(
-                    client_ports[i],
+                Broker::launch_node(
+                    client.or(controller).expect("a node has a listener"),
                     &overrides,
                     Some((CLUSTER_ID, i as i32 + 1)),
+                    readiness,
                 )
             })
             .collect();
         for node in &mut nodes {
             node.wait_ready();
         }
-        Cluster { nodes }
+        Cluster {
+            nodes,
+            roles: roles.to_vec(),
+        }
     }
 
-    /// `bootstrap.servers` naming every node.
-    pub fn bootstrap(&self) -> String {
+    /// Node `id`'s role.
+    pub fn role(&self, id: i32) -> Role {
+        self.roles[(id - 1) as usize]
+    }
+
+    /// The brokers (the nodes clients talk to), each with its id.
+    fn brokers(&self) -> impl Iterator<Item = (i32, &Broker)> {
         self.nodes
             .iter()
-            .map(|n| n.bootstrap())
+            .zip(1..)
+            .filter(|(_, id)| self.role(*id).is_broker())
+            .map(|(node, id)| (id, node))
+    }
+
+    /// `bootstrap.servers` naming every broker.
+    pub fn bootstrap(&self) -> String {
+        self.brokers()
+            .map(|(_, n)| n.bootstrap())
             .collect::<Vec<_>>()
             .join(",")
     }
 
-    /// `bootstrap.servers` naming the nodes whose process is running (not killed).
+    /// `bootstrap.servers` naming the brokers whose process is running (not killed).
     pub fn running_bootstrap(&self) -> String {
-        self.nodes
-            .iter()
-            .filter(|n| n.is_running())
-            .map(|n| n.bootstrap())
+        self.brokers()
+            .filter(|(_, n)| n.is_running())
+            .map(|(_, n)| n.bootstrap())
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -155,11 +246,25 @@ impl Cluster {
         (1..=self.nodes.len() as i32).collect()
     }
 
-    /// Waits until every node lists every node as a live (registered, unfenced) broker: before
+    /// The ids of the nodes that are brokers (all of them in a combined cluster).
+    pub fn broker_ids(&self) -> Vec<i32> {
+        self.brokers().map(|(id, _)| id).collect()
+    }
+
+    /// The ids of the metadata quorum's voters (all of them in a combined cluster).
+    pub fn controller_ids(&self) -> Vec<i32> {
+        self.ids()
+            .into_iter()
+            .filter(|id| self.role(*id).is_controller())
+            .collect()
+    }
+
+    /// Waits until every broker lists every broker as a live (registered, unfenced) broker: before
     /// that, a topic with replication factor `n` cannot be placed (INVALID_REPLICATION_FACTOR).
+    /// (A controller-only node lists no brokers: they have no endpoint on its controller listener.)
     pub fn wait_for_all_brokers(&self) {
-        let all: BTreeSet<i32> = self.ids().into_iter().collect();
-        for node in &self.nodes {
+        let all: BTreeSet<i32> = self.broker_ids().into_iter().collect();
+        for (_, node) in self.brokers() {
             wait_for_metadata(node, &format!("all brokers {all:?}"), |m| {
                 brokers_of(m) == all
             });

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod replication;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -16,8 +17,15 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::produce_response::PartitionProduceResponse;
+use kafka_protocol::messages::{
+    ApiVersionsRequest, ProduceRequest, RequestHeader, ResponseHeader, TopicName,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -30,6 +38,22 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many trailing lines of the broker log to print when a test fails.
 const LOG_TAIL_LINES: usize = 300;
+/// What every node logs once it is fully started (quorum reached, registered, serving).
+const STARTED_LINE: &str = "Kavka broker started";
+
+/// How [`Broker::wait_ready`] decides that a started process is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Its port accepts TCP connections: a single or combined broker+controller node opens its
+    /// client listener only once it serves clients.
+    Accepts,
+    /// Its port answers ApiVersions: a broker-only node opens its inter-broker listener early (the
+    /// metadata log reaches it there) but turns clients away until it is registered and caught up.
+    Answers,
+    /// It logged "Kavka broker started": a controller-only node has no client listener, and its
+    /// controller listener accepts and answers from the start, before the quorum has a leader.
+    LogsStarted,
+}
 
 /// A `kavka broker` child process owned by one test.
 pub struct Broker {
@@ -40,6 +64,7 @@ pub struct Broker {
     overrides: Vec<(String, String)>,
     /// Number of times the process was started, so each start gets its own log file.
     starts: u32,
+    readiness: Readiness,
 }
 
 /// Picks a loopback port that is free right now. The kernel could hand it to someone else
@@ -75,6 +100,18 @@ impl Broker {
         overrides: &[(&str, &str)],
         format: Option<(&str, i32)>,
     ) -> Broker {
+        Broker::launch_node(port, overrides, format, Readiness::Accepts)
+    }
+
+    /// Like [`launch_formatted`](Self::launch_formatted), with how [`wait_ready`](Self::wait_ready)
+    /// (also on every restart) tells that the node is ready; `port` is the one it is probed on (a
+    /// controller-only node's controller port).
+    pub fn launch_node(
+        port: u16,
+        overrides: &[(&str, &str)],
+        format: Option<(&str, i32)>,
+        readiness: Readiness,
+    ) -> Broker {
         let data_dir = tempfile::Builder::new()
             .prefix("kavka-test-")
             .tempdir()
@@ -95,6 +132,7 @@ impl Broker {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             starts: 0,
+            readiness,
         };
         broker.spawn_process();
         broker
@@ -158,12 +196,12 @@ impl Broker {
         self.child = Some(child);
     }
 
-    /// Waits until the client listener accepts connections; panics after a timeout or if the process
-    /// exits.
+    /// Waits until the node is ready as its [`Readiness`] says (by default: the client listener
+    /// accepts connections); panics after a timeout or if the process exits.
     pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+            if self.is_ready() {
                 return;
             }
             if let Some(status) = self
@@ -179,12 +217,45 @@ impl Broker {
             }
             if Instant::now() > deadline {
                 panic!(
-                    "broker did not accept connections within {START_TIMEOUT:?}\n{}",
+                    "broker was not ready ({:?}) within {START_TIMEOUT:?}\n{}",
+                    self.readiness,
                     self.log_tail()
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    fn is_ready(&self) -> bool {
+        match self.readiness {
+            Readiness::Accepts => {
+                TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok()
+            }
+            Readiness::Answers => self.answers_api_versions(),
+            Readiness::LogsStarted => std::fs::read_to_string(self.log_path(self.starts))
+                .is_ok_and(|log| log.contains(STARTED_LINE)),
+        }
+    }
+
+    /// One ApiVersions (v0) round trip on a fresh connection succeeds; a node that is not serving
+    /// clients yet closes the connection instead.
+    fn answers_api_versions(&self) -> bool {
+        let Ok(stream) = TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200))
+        else {
+            return false;
+        };
+        if stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .is_err()
+        {
+            return false;
+        }
+        let mut conn = RawConn {
+            stream,
+            correlation_id: 0,
+        };
+        conn.request(0, &ApiVersionsRequest::default())
+            .is_ok_and(|response| response.error_code == 0)
     }
 
     /// True while the process has not exited.
@@ -493,6 +564,70 @@ impl RawConn {
         self.stream.read_exact(&mut buf)?;
         Ok(Bytes::from(buf))
     }
+}
+
+/// The Produce version [`raw_produce`] sends.
+pub const PRODUCE_VERSION: i16 = 9;
+
+/// Sends one raw Produce of `records` to `topic`/`partition` and returns that partition's answer.
+pub fn raw_produce(
+    conn: &mut RawConn,
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    timeout_ms: i32,
+    records: Bytes,
+) -> PartitionProduceResponse {
+    let request = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(timeout_ms)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(records))])]);
+    let mut response = conn.request(PRODUCE_VERSION, &request).expect("Produce");
+    response
+        .responses
+        .swap_remove(0)
+        .partition_responses
+        .swap_remove(0)
+}
+
+/// Record `i` of a hand-made batch: value `{tag}-{i}`, no key, creation time
+/// 1_700_000_000_000 + `i`, and no producer (id and epoch -1, base sequence -1); override fields
+/// with `Record { .., ..raw_record(i, tag) }`.
+pub fn raw_record(i: usize, tag: &str) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: i as i64,
+        sequence: i as i32 - 1,
+        timestamp: 1_700_000_000_000 + i as i64,
+        key: None,
+        value: Some(Bytes::from(format!("{tag}-{i}"))),
+        headers: Default::default(),
+    }
+}
+
+/// `records` as one uncompressed v2 batch.
+pub fn encode_batch(records: &[Record]) -> Bytes {
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode batch");
+    buf.freeze()
 }
 
 /// Waits up to `limit` and says whether the broker reacted
