@@ -95,15 +95,55 @@ pub type EffectiveConfig = Arc<std::sync::RwLock<Arc<BrokerConfig>>>;
 /// Stored values were validated when written; if a newer validation refuses them, the static
 /// configuration stays in force and the problem is logged.
 pub fn effective_config(base: &BrokerConfig, image: &MetadataImage, node_id: i32) -> BrokerConfig {
+    let mut with_defaults = base.clone();
+    if let Some(d) = image.cluster_defaults {
+        with_defaults.num_partitions = d.num_partitions;
+        with_defaults.default_replication_factor = d.default_replication_factor;
+        with_defaults.min_insync_replicas = d.min_insync_replicas;
+    }
     let cluster = image.broker_config("");
     let node = image.broker_config(&node_id.to_string());
     if cluster.is_empty() && node.is_empty() {
-        return base.clone();
+        return with_defaults;
     }
-    base.with_dynamic(&cluster, &node).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "invalid dynamic broker configuration; using the static one");
-        base.clone()
-    })
+    with_defaults
+        .with_dynamic(&cluster, &node)
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "invalid dynamic broker configuration; using the static one");
+            with_defaults.clone()
+        })
+}
+
+/// Says, once per change of the controllers' topic defaults, where this node's own configuration
+/// disagrees with them: the controllers' values apply, and a value set only here must not look in force.
+fn report_cluster_defaults(base: &BrokerConfig, defaults: &crate::metadata::ClusterDefaults) {
+    let differences = [
+        (
+            "num.partitions",
+            base.num_partitions,
+            defaults.num_partitions,
+        ),
+        (
+            "default.replication.factor",
+            base.default_replication_factor,
+            defaults.default_replication_factor,
+        ),
+        (
+            "min.insync.replicas",
+            base.min_insync_replicas,
+            defaults.min_insync_replicas,
+        ),
+    ];
+    for (key, here, cluster) in differences {
+        if here != cluster {
+            tracing::warn!(
+                key,
+                this_node = here,
+                controllers = cluster,
+                "this node's configuration differs from the controllers' cluster default; the controllers' value applies"
+            );
+        }
+    }
 }
 
 impl Broker {
@@ -326,8 +366,13 @@ struct ImagePublisher {
     broker_configs: Arc<std::sync::Mutex<Option<BrokerConfigs>>>,
 }
 
-/// The dynamic broker configuration, with the image version it came from.
-type BrokerConfigs = (u64, BTreeMap<String, BTreeMap<String, String>>);
+/// The dynamic broker configuration and the controllers' topic defaults, with the image version they came
+/// from.
+type BrokerConfigs = (
+    u64,
+    BTreeMap<String, BTreeMap<String, String>>,
+    Option<crate::metadata::ClusterDefaults>,
+);
 
 impl ImagePublisher {
     /// Blocking (it opens and deletes partition logs). Images older than one already published are
@@ -341,12 +386,23 @@ impl ImagePublisher {
         // published must not bring back an older configuration.
         let newer = published
             .as_ref()
-            .is_none_or(|(version, _)| image.last_applied > *version);
-        let changed = published.as_ref().map(|(_, c)| c) != Some(&image.broker_configs);
+            .is_none_or(|(version, _, _)| image.last_applied > *version);
+        let changed = published.as_ref().map(|(_, c, _)| c) != Some(&image.broker_configs);
+        let defaults_changed =
+            published.as_ref().map(|(_, _, d)| *d) != Some(image.cluster_defaults);
         if newer {
-            *published = Some((image.last_applied, image.broker_configs.clone()));
+            *published = Some((
+                image.last_applied,
+                image.broker_configs.clone(),
+                image.cluster_defaults,
+            ));
         }
-        if newer && changed {
+        if newer && defaults_changed {
+            if let Some(defaults) = &image.cluster_defaults {
+                report_cluster_defaults(&self.base, defaults);
+            }
+        }
+        if newer && (changed || defaults_changed) {
             let config = Arc::new(effective_config(&self.base, image, self.node_id));
             self.replicas.set_broker_config(config.clone());
             match self.effective.write() {
@@ -516,7 +572,13 @@ pub async fn run(
         controller,
         quorum: quorum.clone(),
         controller_channel: ControllerChannel::new(quorum.clone()),
-        lifecycle_channel: ControllerChannel::new(quorum.clone()),
+        // A heartbeat that a hung controller does not answer is given up within two intervals, so the
+        // next one can reach a newly elected controller before this broker's session ends.
+        lifecycle_channel: ControllerChannel::with_timeout(
+            quorum.clone(),
+            (Duration::from_millis(config.broker_heartbeat_interval_ms.max(1) as u64) * 2)
+                .clamp(Duration::from_secs(2), Duration::from_secs(30)),
+        ),
         isr_channel: ControllerChannel::new(quorum.clone()),
         replicas: replicas.clone(),
         groups: GroupCoordinator::default(),
@@ -574,6 +636,16 @@ pub async fn run(
         }
     }
     quorum.import_legacy_log(&first_dir).await?;
+    if quorum.leader() == Some(quorum.node_id()) {
+        // A restarted single node (or the active controller) brings its configured topic defaults into
+        // force before any client is served, not at its first periodic check.
+        if let Err(e) = broker
+            .with_controller(|c| c.publish_cluster_defaults())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot publish the cluster topic defaults yet");
+        }
+    }
     {
         let publisher = broker.publisher();
         let image = quorum.image();
@@ -696,9 +768,13 @@ pub async fn run(
     Ok(())
 }
 
-/// On the active controller, fences brokers whose session expired, checking a few times per session.
+/// On the active controller: publishes its topic defaults as the cluster's (once, or when another
+/// controller's differed) and fences brokers whose session expired, checking a few times per session.
 async fn fence_expired_brokers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let session = Duration::from_millis(broker.config.broker_session_timeout_ms.max(1) as u64);
+    // A live broker heartbeats every interval and finds a new controller within about one more.
+    let interval = Duration::from_millis(broker.config.broker_heartbeat_interval_ms.max(1) as u64);
+    let takeover_grace = (interval * 2 + Duration::from_secs(1)).min(session);
     let tick = (session / 8).max(Duration::from_millis(50));
     loop {
         tokio::select! {
@@ -709,7 +785,10 @@ async fn fence_expired_brokers(broker: Arc<Broker>, mut shutdown: watch::Receive
             continue;
         }
         if let Err(e) = broker
-            .with_controller(move |c| c.fence_expired_brokers(session))
+            .with_controller(move |c| {
+                c.publish_cluster_defaults()?;
+                c.fence_expired_brokers(session, takeover_grace)
+            })
             .await
         {
             tracing::debug!(error = %e, "fencing check skipped");

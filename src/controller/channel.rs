@@ -37,8 +37,8 @@ pub enum ChannelError {
         #[source]
         source: std::io::Error,
     },
-    #[error("controller {node} did not answer within {EXCHANGE_TIMEOUT:?}")]
-    Timeout { node: u64 },
+    #[error("controller {node} did not answer within {timeout:?}")]
+    Timeout { node: u64, timeout: Duration },
     #[error("encoding or decoding a controller request: {0}")]
     Codec(String),
 }
@@ -49,14 +49,23 @@ pub struct ControllerChannel {
     /// The connection and the controller node it goes to.
     connection: Mutex<Option<(u64, FramedConnection)>>,
     correlation: AtomicI32,
+    /// How long one exchange may take.
+    timeout: Duration,
 }
 
 impl ControllerChannel {
     pub fn new(quorum: Arc<MetadataQuorum>) -> ControllerChannel {
+        ControllerChannel::with_timeout(quorum, EXCHANGE_TIMEOUT)
+    }
+
+    /// A channel whose exchanges give up after `timeout`: heartbeats must not wait on a controller that
+    /// hangs for longer than the broker's session lasts.
+    pub fn with_timeout(quorum: Arc<MetadataQuorum>, timeout: Duration) -> ControllerChannel {
         ControllerChannel {
             quorum,
             connection: Mutex::new(None),
             correlation: AtomicI32::new(0),
+            timeout,
         }
     }
 
@@ -136,10 +145,13 @@ impl ControllerChannel {
             return Err(ChannelError::NoController);
         };
         connection
-            .exchange(request, EXCHANGE_TIMEOUT)
+            .exchange(request, self.timeout)
             .await
             .map_err(|source| match source.kind() {
-                std::io::ErrorKind::TimedOut => ChannelError::Timeout { node },
+                std::io::ErrorKind::TimedOut => ChannelError::Timeout {
+                    node,
+                    timeout: self.timeout,
+                },
                 _ => ChannelError::Io {
                     node,
                     address,

@@ -71,6 +71,21 @@ pub fn check(broker: &Broker, group: &str) -> Result<(), ResponseError> {
     }
 }
 
+/// Waits, up to `limit`, while this node leads the group's offsets partition but cannot answer for it
+/// yet (the partition was just created and is still being opened, or is loading): FindCoordinator
+/// should not send a client to a coordinator that would answer COORDINATOR_LOAD_IN_PROGRESS, which
+/// clients retry only after a back-off of seconds.
+pub async fn settle(broker: &Broker, group: &str, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while matches!(
+        check(broker, group),
+        Err(ResponseError::CoordinatorLoadInProgress)
+    ) && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Runs until shutdown, keeping the loaded groups in line with leadership.
 pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut images = broker.quorum.subscribe();

@@ -15,6 +15,8 @@ use crate::server::Broker;
 const BATCHED_VERSION: i16 = 4;
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
+/// How long FindCoordinator waits for a group's offsets partition led here to be ready.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub async fn handle(
     broker: &Broker,
@@ -26,6 +28,20 @@ pub async fn handle(
     } else {
         None
     };
+    if matches!(offsets_topic, Some(Ok(_))) {
+        let keys: Vec<&str> = if ctx.api_version >= BATCHED_VERSION {
+            request
+                .coordinator_keys
+                .iter()
+                .map(|k| k.as_str())
+                .collect()
+        } else {
+            vec![request.key.as_str()]
+        };
+        for key in keys {
+            crate::coordinator::loading::settle(broker, key, SETTLE_LIMIT).await;
+        }
+    }
     let image = broker.image();
     let lookup = |key: &str| -> Coordinator {
         let found = Coordinator::default()

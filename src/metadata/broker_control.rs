@@ -182,11 +182,14 @@ impl Controller {
     }
 
     /// Fences every unfenced broker not heard from within `session_timeout` and moves its leaderships;
-    /// returns the fenced ids. A broker this controller has no record of gets a fresh session instead
-    /// (after a controller failover nobody's heartbeats are known yet).
+    /// returns the fenced ids. After a pause (this controller just became active, or had no majority)
+    /// nobody's heartbeats are known: every live broker then gets `takeover_grace` to be heard from, a
+    /// few heartbeat intervals rather than a whole session (Kafka gives a whole session), so that a
+    /// broker that died together with the previous controller is fenced soon after the election.
     pub fn fence_expired_brokers(
         &self,
         session_timeout: Duration,
+        takeover_grace: Duration,
     ) -> Result<Vec<i32>, ControllerError> {
         let _deciding = self.lock();
         let image = self.journal.image_for_update()?;
@@ -209,8 +212,11 @@ impl Controller {
             };
             if stalled {
                 let now = Instant::now();
+                let heard = now
+                    .checked_sub(session_timeout.saturating_sub(takeover_grace))
+                    .unwrap_or(now);
                 for broker in image.live_brokers() {
-                    heartbeats.insert(broker.broker_id, now);
+                    heartbeats.insert(broker.broker_id, heard);
                 }
                 return Ok(Vec::new());
             }
@@ -741,6 +747,35 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_new_active_controller_gives_brokers_a_short_grace_not_a_whole_session() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = controller(dir.path());
+        let epochs = live_cluster(&c, 2);
+        let (session, grace) = (Duration::from_secs(30), Duration::from_millis(40));
+        // The first check (as after an election) starts everyone's grace.
+        assert!(c
+            .fence_expired_brokers(session, grace)
+            .expect("check")
+            .is_empty());
+        let started = std::time::Instant::now();
+        let fenced = loop {
+            std::thread::sleep(Duration::from_millis(5));
+            c.broker_heartbeat(heartbeat(1, epochs[0], i64::MAX))
+                .expect("1 is alive");
+            let fenced = c.fence_expired_brokers(session, grace).expect("check");
+            if !fenced.is_empty() || started.elapsed() > Duration::from_secs(5) {
+                break fenced;
+            }
+        };
+        assert_eq!(
+            fenced,
+            vec![2],
+            "the silent broker goes, the heartbeating one stays"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
     fn an_expired_session_fences_and_the_last_in_sync_replica_keeps_its_claim() {
         let dir = tempfile::tempdir().expect("tempdir");
         let c = controller(dir.path());
@@ -749,14 +784,17 @@ pub(super) mod tests {
         let before = c.image().topic("t").expect("t").partitions[0].clone();
         let session = Duration::from_millis(50);
         // The first check after a pause gives everyone a fresh session.
-        assert!(c.fence_expired_brokers(session).expect("check").is_empty());
+        assert!(c
+            .fence_expired_brokers(session, session)
+            .expect("check")
+            .is_empty());
         // Checked often, as the scheduler does; broker 1 keeps heartbeating, broker 2 is silent.
         let started = std::time::Instant::now();
         let fenced = loop {
             std::thread::sleep(Duration::from_millis(5));
             c.broker_heartbeat(heartbeat(1, epochs[0], i64::MAX))
                 .expect("1 is alive");
-            let fenced = c.fence_expired_brokers(session).expect("check");
+            let fenced = c.fence_expired_brokers(session, session).expect("check");
             if !fenced.is_empty() || started.elapsed() > Duration::from_secs(2) {
                 break fenced;
             }

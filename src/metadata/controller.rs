@@ -182,6 +182,30 @@ impl Controller {
         self.journal.latest()
     }
 
+    /// Publishes this controller's topic defaults as the cluster's when the image holds others (or none):
+    /// run by the active controller, so brokers apply the controllers' values. Returns whether it wrote.
+    pub fn publish_cluster_defaults(&self) -> Result<bool, ControllerError> {
+        let _deciding = self.lock();
+        let image = self.journal.image_for_update()?;
+        let mine = super::records::ClusterDefaults {
+            num_partitions: self.defaults.num_partitions,
+            default_replication_factor: i32::from(self.defaults.replication_factor),
+            min_insync_replicas: self.defaults.min_insync_replicas,
+        };
+        if image.cluster_defaults == Some(mine) {
+            return Ok(false);
+        }
+        self.journal
+            .commit(vec![MetadataRecord::ClusterDefaults(mine)])?;
+        tracing::info!(
+            num_partitions = mine.num_partitions,
+            default_replication_factor = mine.default_replication_factor,
+            min_insync_replicas = mine.min_insync_replicas,
+            "cluster topic defaults published by the active controller"
+        );
+        Ok(true)
+    }
+
     /// A topic's `min.insync.replicas`: its override, else the controllers' (Kafka 4's cluster default).
     pub(super) fn min_isr(&self, topic: &super::image::TopicImage) -> usize {
         topic
@@ -669,6 +693,55 @@ mod tests {
             },
             Arc::new(journal),
         )
+    }
+
+    #[test]
+    fn the_active_controller_publishes_its_topic_defaults_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = controller(dir.path());
+        assert_eq!(c.image().cluster_defaults, None);
+        assert!(c.publish_cluster_defaults().expect("publish"));
+        assert_eq!(
+            c.image().cluster_defaults,
+            Some(crate::metadata::ClusterDefaults {
+                num_partitions: 1,
+                default_replication_factor: 1,
+                min_insync_replicas: 1,
+            })
+        );
+        assert!(!c.publish_cluster_defaults().expect("publish again"));
+        // A controller configured otherwise that becomes active replaces them.
+        let other = Controller::new(
+            1,
+            TopicDefaults {
+                num_partitions: 6,
+                replication_factor: 3,
+                delete_topic_enable: true,
+                min_insync_replicas: 2,
+            },
+            c.journal.clone(),
+        );
+        assert!(other.publish_cluster_defaults().expect("publish"));
+        let defaults = other.image().cluster_defaults.expect("defaults");
+        assert_eq!(
+            (
+                defaults.num_partitions,
+                defaults.default_replication_factor,
+                defaults.min_insync_replicas
+            ),
+            (6, 3, 2)
+        );
+        // Brokers take them in place of their own configuration.
+        let base = kavka_config::BrokerConfig::embedded_default().expect("defaults");
+        let effective = crate::server::effective_config(&base, &other.image(), 0);
+        assert_eq!(
+            (
+                effective.num_partitions,
+                effective.default_replication_factor,
+                effective.min_insync_replicas
+            ),
+            (6, 3, 2)
+        );
     }
 
     fn new_topic(name: &str, partitions: i32) -> NewTopic {

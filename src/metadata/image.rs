@@ -81,6 +81,9 @@ pub struct MetadataImage {
     /// Registered brokers by node id.
     #[serde(default)]
     pub brokers: BTreeMap<i32, BrokerRegistration>,
+    /// The controllers' topic defaults, once an active controller has published them.
+    #[serde(default)]
+    pub cluster_defaults: Option<super::records::ClusterDefaults>,
 }
 
 impl MetadataImage {
@@ -176,6 +179,9 @@ impl MetadataImage {
             }
             MetadataRecord::ProducerIds { next_block_start } => {
                 self.next_producer_id_block = self.next_producer_id_block.max(*next_block_start);
+            }
+            MetadataRecord::ClusterDefaults(defaults) => {
+                self.cluster_defaults = Some(*defaults);
             }
             MetadataRecord::BrokerConfig { broker, configs } => {
                 let entry = self.broker_configs.entry(broker.clone()).or_default();

@@ -27,7 +27,7 @@ pub use leader_election::{ElectionResult, ElectionType};
 pub use log::{MetadataLog, METADATA_LOG_FILE};
 pub use partition_control::{IsrChangeRequest, IsrChangeResult};
 pub use reassignment::{OngoingReassignment, ReassignmentRequest, ReassignmentResult};
-pub use records::{BrokerEndpoint, MetadataRecord};
+pub use records::{BrokerEndpoint, ClusterDefaults, MetadataRecord};
 
 /// Failures of the metadata log itself (disk or encoding), as opposed to rejected requests.
 #[derive(Debug, thiserror::Error)]

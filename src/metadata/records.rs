@@ -79,4 +79,15 @@ pub enum MetadataRecord {
         broker: String,
         configs: BTreeMap<String, Option<String>>,
     },
+    /// The active controller's topic defaults, which are the cluster's (as in Kafka 4, where the
+    /// controllers' configuration decides): brokers apply them in place of their own.
+    ClusterDefaults(ClusterDefaults),
+}
+
+/// Topic defaults the controllers decide for the whole cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterDefaults {
+    pub num_partitions: i32,
+    pub default_replication_factor: i32,
+    pub min_insync_replicas: i32,
 }
