@@ -772,10 +772,11 @@ pub async fn run(
 /// controller's differed) and fences brokers whose session expired, checking a few times per session.
 async fn fence_expired_brokers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let session = Duration::from_millis(broker.config.broker_session_timeout_ms.max(1) as u64);
-    // A live broker heartbeats every interval and finds a new controller within about one more.
+    // A live broker heartbeats every interval, and retries a failed heartbeat (to a controller that
+    // just died) within a quarter second: one interval and a second is enough to be heard from.
     let interval = Duration::from_millis(broker.config.broker_heartbeat_interval_ms.max(1) as u64);
-    let takeover_grace = (interval * 2 + Duration::from_secs(1)).min(session);
-    let tick = (session / 8).max(Duration::from_millis(50));
+    let takeover_grace = (interval + Duration::from_secs(1)).min(session);
+    let tick = (session / 8).clamp(Duration::from_millis(50), Duration::from_millis(500));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}

@@ -62,6 +62,9 @@ pub fn write_clean_shutdown_epoch(log_dir: &std::path::Path, epoch: i64) {
     }
 }
 
+/// How soon a failed heartbeat is retried.
+const HEARTBEAT_RETRY: Duration = Duration::from_millis(250);
+
 /// This broker process's registration: its incarnation and the epoch the controller gave it.
 pub struct BrokerLifecycle {
     incarnation_id: Uuid,
@@ -117,17 +120,24 @@ pub async fn start(broker: &Broker, timeout: Duration) {
 /// Heartbeats every `broker.heartbeat.interval.ms` until shutdown.
 pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let interval = Duration::from_millis(broker.config.broker_heartbeat_interval_ms.max(1) as u64);
+    let mut wait = interval;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => return,
         }
         if broker.lifecycle.shutting_down.load(Ordering::Acquire) {
             return;
         }
-        if let Err(e) = register_and_heartbeat(&broker).await {
-            tracing::warn!(error = %e, "broker heartbeat failed");
-        }
+        wait = match register_and_heartbeat(&broker).await {
+            Ok(_) => interval,
+            Err(e) => {
+                tracing::warn!(error = %e, "broker heartbeat failed");
+                // The controller may have just moved: a newly elected one gives brokers only a short
+                // grace to be heard from (see `Controller::fence_expired_brokers`).
+                interval.min(HEARTBEAT_RETRY)
+            }
+        };
     }
 }
 

@@ -23,9 +23,11 @@ pub const RESOURCE_BROKER: i8 = 4;
 pub type AlterOutcome = (i16, Option<String>);
 
 /// Alters one resource: `build` turns its current settings (a topic's overrides, or one level of
-/// dynamic broker configuration) into the new ones.
+/// dynamic broker configuration) into the new ones. `forwarded`: the request was relayed by the broker
+/// it was sent to (it arrived on a controller listener), so a BROKER resource may name that broker.
 pub async fn alter_resource(
     broker: &Broker,
+    forwarded: bool,
     resource_type: i8,
     name: &str,
     validate_only: bool,
@@ -51,8 +53,12 @@ pub async fn alter_resource(
             }
         }
         RESOURCE_BROKER => {
-            // "" is the cluster-wide default; otherwise it must name this node.
-            if !name.is_empty() && name != broker.node_id.to_string() {
+            // "" is the cluster-wide default; otherwise it must name the node the client sent the
+            // request to (as Kafka checks on that broker before forwarding it to the controller).
+            let named_node = name.parse::<i32>().is_ok_and(|id| id >= 0);
+            let acceptable =
+                name.is_empty() || name == broker.node_id.to_string() || (forwarded && named_node);
+            if !acceptable {
                 return (
                     ResponseError::InvalidRequest.code(),
                     Some(format!(
@@ -88,7 +94,7 @@ pub fn duplicate_keys<'a>(keys: impl Iterator<Item = &'a str>) -> bool {
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
@@ -107,6 +113,7 @@ pub async fn handle(
                 .collect();
             alter_resource(
                 broker,
+                ctx.connection.is_controller_listener,
                 resource.resource_type,
                 &name,
                 request.validate_only,

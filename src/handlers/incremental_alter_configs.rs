@@ -20,7 +20,7 @@ const OP_SUBTRACT: i8 = 3;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
@@ -61,6 +61,7 @@ pub async fn handle(
                 };
                 alter_resource(
                     broker,
+                    ctx.connection.is_controller_listener,
                     resource.resource_type,
                     &name,
                     request.validate_only,

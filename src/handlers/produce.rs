@@ -3,7 +3,8 @@
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, TopicName};
 
@@ -18,6 +19,8 @@ use crate::server::Broker;
 const TOPIC_ID_VERSION: i16 = 13;
 /// First version with KIP-951 leader hints (current leader per partition, node endpoints).
 const LEADER_HINT_VERSION: i16 = 10;
+/// First version naming the offending records of a refused batch (KIP-467).
+const RECORD_ERRORS_VERSION: i16 = 8;
 /// Clients may send zstd batches only from Produce v7 (KIP-110).
 const ZSTD_MIN_VERSION: i16 = 7;
 
@@ -50,15 +53,15 @@ fn check_timestamps(header: &BatchHeader, config: &TopicConfig, now: i64) -> Res
     }
 }
 
-/// Whether every record of the request's batch has a key (a compacted topic refuses keyless records, as
-/// Kafka does). Only compacted topics pay for decoding; an undecodable batch answers `true` and is refused
-/// by the log's own validation with the precise error.
-fn all_records_keyed(records: &bytes::Bytes, max_message_bytes: i32) -> bool {
+/// The positions of the records without a key in the request's batch (a compacted topic refuses them,
+/// as Kafka does). Only compacted topics pay for decoding; an undecodable batch answers none and is
+/// refused by the log's own validation with the precise error.
+fn keyless_records(records: &bytes::Bytes, max_message_bytes: i32) -> Vec<i32> {
     // Decompressed data is bounded like the log bounds it: generous, but finite.
     let limit = (max_message_bytes.max(0) as usize)
         .saturating_mul(64)
         .max(64 * 1024 * 1024);
-    !kavka_storage::batch::has_keyless_record(records, limit).unwrap_or(false)
+    kavka_storage::batch::keyless_records(records, limit).unwrap_or_default()
 }
 
 pub async fn handle(
@@ -173,16 +176,33 @@ pub async fn handle(
                     continue;
                 }
             }
-            if topic_config.as_ref().is_some_and(|c| {
-                c.cleanup_policy.compact && !all_records_keyed(&records, c.max_message_bytes)
-            }) {
-                partition_responses.push(error(
-                    ResponseError::InvalidRecord.code(),
-                    Some(format!(
-                        "Compacted topic cannot accept message without key in topic partition {}-{index}.",
-                        topic.name
-                    )),
-                ));
+            let keyless = match &topic_config {
+                Some(c) if c.cleanup_policy.compact => {
+                    keyless_records(&records, c.max_message_bytes)
+                }
+                _ => Vec::new(),
+            };
+            if !keyless.is_empty() {
+                let message = format!(
+                    "Compacted topic cannot accept message without key in topic partition {}-{index}.",
+                    topic.name
+                );
+                // Produce v8+ names each offending record, so the client fails only those with
+                // INVALID_RECORD and the others of the batch with a retriable error (KIP-467).
+                let record_errors = keyless
+                    .into_iter()
+                    .map(|i| {
+                        BatchIndexAndErrorMessage::default()
+                            .with_batch_index(i)
+                            .with_batch_index_error_message(Some(str_bytes(message.clone())))
+                    })
+                    .collect();
+                let response = error(ResponseError::InvalidRecord.code(), Some(message));
+                partition_responses.push(if version >= RECORD_ERRORS_VERSION {
+                    response.with_record_errors(record_errors)
+                } else {
+                    response
+                });
                 continue;
             }
             if acks == -1 {

@@ -377,12 +377,17 @@ fn batch_records(
     Ok((header, records))
 }
 
-/// Whether a (client) batch holds a record without a key, which a compacted topic refuses. Compressed
-/// batches are decompressed up to `max_decompressed_bytes`.
-pub fn has_keyless_record(batch: &[u8], max_decompressed_bytes: usize) -> Result<bool, BatchError> {
+/// The positions in a (client) batch of the records without a key, which a compacted topic refuses
+/// (Kafka lists them in the Produce response). Compressed batches are decompressed up to
+/// `max_decompressed_bytes`.
+pub fn keyless_records(
+    batch: &[u8],
+    max_decompressed_bytes: usize,
+) -> Result<Vec<i32>, BatchError> {
     let (header, records) = batch_records(batch, max_decompressed_bytes)?;
+    let mut keyless = Vec::new();
     let mut cursor = Cursor::new(&records);
-    for _ in 0..header.record_count.max(0) {
+    for index in 0..header.record_count.max(0) {
         let len = cursor.read_varint()?;
         if len < 0 {
             return Err(BatchError::InvalidRecord(format!(
@@ -394,10 +399,10 @@ pub fn has_keyless_record(batch: &[u8], max_decompressed_bytes: usize) -> Result
         body.read_varlong()?; // timestamp delta
         body.read_varint()?; // offset delta
         if body.read_varint()? < 0 {
-            return Ok(true);
+            keyless.push(index);
         }
     }
-    Ok(false)
+    Ok(keyless)
 }
 
 /// Reads a Kafka varint/varlong: zigzag-encoded, little-endian base-128 groups.
