@@ -3,14 +3,13 @@
 //! first of its replicas) while that broker was down goes back to it once it is in sync again, and an
 //! administrator can force an unclean election for a partition left without a leader.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
 
 use super::broker_control::partition_change;
 use super::controller::{Controller, ControllerError};
 use super::image::{MetadataImage, PartitionImage};
-use super::records::MetadataRecord;
 
 /// Kafka's ElectionType (the ElectLeaders `election_type` field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,12 +56,13 @@ impl Controller {
             Some(list) => list,
             None => all_partitions(&image),
         };
-        // Decisions already taken in this batch, so a partition named twice is elected once.
-        let mut decided: HashMap<(String, i32), PartitionImage> = HashMap::new();
+        // Decisions already taken in this batch apply to it, so a partition named twice is elected once.
+        let mut working: MetadataImage = (*image).clone();
+        let mut elected: Vec<(String, i32)> = Vec::new();
         let mut records = Vec::new();
         let mut results = Vec::with_capacity(wanted.len());
         for (topic, partition) in wanted {
-            let Some(t) = image.topic(&topic) else {
+            let Some(t) = working.topic(&topic) else {
                 results.push(ElectionResult {
                     message: Some(format!("No such topic as {topic}")),
                     topic,
@@ -71,12 +71,10 @@ impl Controller {
                 });
                 continue;
             };
-            let current = decided.get(&(topic.clone(), partition)).or_else(|| {
-                usize::try_from(partition)
-                    .ok()
-                    .and_then(|i| t.partitions.get(i))
-            });
-            let Some(current) = current else {
+            let Some(current) = usize::try_from(partition)
+                .ok()
+                .and_then(|i| t.partitions.get(i))
+            else {
                 results.push(ElectionResult {
                     message: Some(format!("No such partition as {topic}-{partition}")),
                     topic,
@@ -85,38 +83,13 @@ impl Controller {
                 });
                 continue;
             };
-            let error = match elect(&image, current, election) {
+            let error = match elect(&working, current, election) {
                 Ok((leader, isr)) => {
                     let record =
                         partition_change(t.topic_id, current, isr, leader, self.min_isr(t));
-                    if let MetadataRecord::Partition {
-                        replicas,
-                        isr,
-                        leader,
-                        leader_epoch,
-                        partition_epoch,
-                        elr,
-                        adding_replicas,
-                        removing_replicas,
-                        ..
-                    } = &record
-                    {
-                        decided.insert(
-                            (topic.clone(), partition),
-                            PartitionImage {
-                                partition,
-                                replicas: replicas.clone(),
-                                isr: isr.clone(),
-                                leader: *leader,
-                                leader_epoch: *leader_epoch,
-                                partition_epoch: *partition_epoch,
-                                elr: elr.clone(),
-                                adding_replicas: adding_replicas.clone(),
-                                removing_replicas: removing_replicas.clone(),
-                            },
-                        );
-                    }
+                    working.apply(&record);
                     records.push(record);
+                    elected.push((topic.clone(), partition));
                     None
                 }
                 Err(error) => Some(error),
@@ -130,7 +103,13 @@ impl Controller {
         }
         if !records.is_empty() {
             self.journal.commit(records)?;
-            for ((topic, partition), p) in &decided {
+            for (topic, partition) in &elected {
+                let Some(p) = working
+                    .topic(topic)
+                    .and_then(|t| t.partitions.get(*partition as usize))
+                else {
+                    continue;
+                };
                 tracing::info!(
                     topic = %topic,
                     partition,
@@ -282,7 +261,7 @@ fn elect(
 mod tests {
     use super::*;
     use crate::metadata::broker_control::tests::{controller, live_cluster};
-    use crate::metadata::{BrokerHeartbeatInput, NewTopic};
+    use crate::metadata::{BrokerHeartbeatInput, MetadataRecord, NewTopic};
 
     fn create(c: &Controller, name: &str, assignments: Vec<Vec<i32>>) {
         c.create_topic(
