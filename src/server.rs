@@ -768,62 +768,71 @@ pub async fn run(
     Ok(())
 }
 
+/// Runs `operation` every `period` while this node is the active controller, until shutdown, handing
+/// each outcome to `report`.
+async fn on_active_controller<T: Send + 'static>(
+    broker: &Broker,
+    period: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    operation: impl Fn(&Controller) -> Result<T, ControllerError> + Clone + Send + 'static,
+    report: impl Fn(Result<T, ControllerError>),
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = shutdown.changed() => return,
+        }
+        if broker.quorum.leader() != Some(broker.quorum.node_id()) {
+            continue;
+        }
+        report(broker.with_controller(operation.clone()).await);
+    }
+}
+
 /// On the active controller: publishes its topic defaults as the cluster's (once, or when another
 /// controller's differed) and fences brokers whose session expired, checking a few times per session.
-async fn fence_expired_brokers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+async fn fence_expired_brokers(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
     let session = Duration::from_millis(broker.config.broker_session_timeout_ms.max(1) as u64);
     // A live broker heartbeats every interval, and retries a failed heartbeat (to a controller that
     // just died) within a quarter second: one interval and a second is enough to be heard from.
     let interval = Duration::from_millis(broker.config.broker_heartbeat_interval_ms.max(1) as u64);
     let takeover_grace = (interval + Duration::from_secs(1)).min(session);
     let tick = (session / 8).clamp(Duration::from_millis(50), Duration::from_millis(500));
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(tick) => {}
-            _ = shutdown.changed() => return,
-        }
-        if broker.quorum.leader() != Some(broker.quorum.node_id()) {
-            continue;
-        }
-        if let Err(e) = broker
-            .with_controller(move |c| {
-                c.publish_cluster_defaults()?;
-                c.fence_expired_brokers(session, takeover_grace)
-            })
-            .await
-        {
+    let check = move |c: &Controller| {
+        c.publish_cluster_defaults()?;
+        c.fence_expired_brokers(session, takeover_grace)
+    };
+    on_active_controller(&broker, tick, shutdown, check, |outcome| {
+        if let Err(e) = outcome {
             tracing::debug!(error = %e, "fencing check skipped");
         }
-    }
+    })
+    .await;
 }
 
 /// On the active controller, while `auto.leader.rebalance.enable`, moves leaderships back to their
 /// preferred replicas every `leader.imbalance.check.interval.seconds` when a broker's share of partitions
 /// led elsewhere exceeds `leader.imbalance.per.broker.percentage`.
-async fn rebalance_leaders(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+async fn rebalance_leaders(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
     if !broker.config.auto_leader_rebalance_enable {
         return;
     }
     let interval =
         Duration::from_secs(broker.config.leader_imbalance_check_interval_seconds.max(1) as u64);
     let percentage = broker.config.leader_imbalance_per_broker_percentage;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.changed() => return,
-        }
-        if broker.quorum.leader() != Some(broker.quorum.node_id()) {
-            continue;
-        }
-        match broker
-            .with_controller(move |c| c.rebalance_preferred_leaders(percentage))
-            .await
-        {
+    let rebalance = move |c: &Controller| c.rebalance_preferred_leaders(percentage);
+    on_active_controller(
+        &broker,
+        interval,
+        shutdown,
+        rebalance,
+        |outcome| match outcome {
             Ok(0) => {}
             Ok(moved) => tracing::info!(moved, "leader imbalance corrected"),
             Err(e) => tracing::debug!(error = %e, "leader rebalance skipped"),
-        }
-    }
+        },
+    )
+    .await;
 }
 
 /// A broker-only node asks the controllers to replicate the metadata log to it, until one accepts.
