@@ -178,7 +178,7 @@ async fn read_once(
                 }));
                 continue;
             }
-            if follower.is_some_and(|(id, _)| !partition.replicas().contains(&id)) {
+            if follower.is_some_and(|(id, _)| !partition.has_replica(id)) {
                 has_error = true;
                 partitions.push(base.with_error_code(ResponseError::NotLeaderOrFollower.code()));
                 continue;

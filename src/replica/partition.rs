@@ -230,8 +230,9 @@ impl Partition {
         self.state().leader
     }
 
-    pub fn replicas(&self) -> Vec<i32> {
-        self.state().replicas.clone()
+    /// Whether `replica` is one of the partition's assigned replicas (checked on every follower fetch).
+    pub fn has_replica(&self, replica: i32) -> bool {
+        self.state().replicas.contains(&replica)
     }
 
     /// The size of the committed ISR: what `min.insync.replicas` is checked against, as in Kafka.
