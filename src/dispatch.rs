@@ -35,6 +35,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
+    // Answered by the Raft leader (the active controller); brokers forward it there, as Kafka's do.
+    (ApiKey::DescribeQuorum, 0, 2),
     // librdkafka enables LZ4 only when FindCoordinator is advertised from v0 (rdkafka_feature.c).
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::OffsetCommit, 2, 9),
@@ -112,8 +114,9 @@ const CONTROLLER_LISTENER_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterPartition, 2, 3),
 ];
 
-/// Requests that change cluster metadata: a broker relays them to the active controller when that is
-/// another node (controllers never relay what reaches their controller listener, so nothing loops).
+/// Requests that change cluster metadata, and DescribeQuorum, which only the Raft leader can answer: a
+/// broker relays them to the active controller when that is another node (controllers never relay what
+/// reaches their controller listener, so nothing loops).
 const FORWARDED_TO_CONTROLLER: &[ApiKey] = &[
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
@@ -124,6 +127,7 @@ const FORWARDED_TO_CONTROLLER: &[ApiKey] = &[
     ApiKey::ElectLeaders,
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
+    ApiKey::DescribeQuorum,
 ];
 
 pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broker) -> FrameOutcome {
@@ -140,7 +144,8 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
                 "Raft RPC on a listener that is not a controller listener".into(),
             );
         }
-        return match serve_rpc(&frame, broker.quorum.raft(), broker.quorum.node_id()).await {
+        let (raft, node_id) = (broker.quorum.raft(), broker.quorum.node_id());
+        return match serve_rpc(&frame, raft, node_id, &broker.cluster_id).await {
             Ok(response) => FrameOutcome::Respond(response),
             Err(e) => FrameOutcome::Close(e.to_string()),
         };
@@ -276,6 +281,9 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
         RequestKind::ListPartitionReassignments(req) => ResponseKind::ListPartitionReassignments(
             handlers::list_partition_reassignments::handle(broker, req).await,
         ),
+        RequestKind::DescribeQuorum(req) => {
+            ResponseKind::DescribeQuorum(handlers::describe_quorum::handle(broker, &ctx, req).await)
+        }
         RequestKind::ElectLeaders(req) => {
             ResponseKind::ElectLeaders(handlers::elect_leaders::handle(broker, &ctx, req).await)
         }
@@ -428,6 +436,7 @@ mod tests {
             ApiKey::ListPartitionReassignments => {
                 RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default())
             }
+            ApiKey::DescribeQuorum => RequestKind::DescribeQuorum(DescribeQuorumRequest::default()),
             ApiKey::CreatePartitions => {
                 RequestKind::CreatePartitions(CreatePartitionsRequest::default())
             }
@@ -525,6 +534,7 @@ mod tests {
         let quorum = Arc::new(
             crate::controller::quorum::MetadataQuorum::start(
                 dir.path(),
+                "test-cluster",
                 0,
                 [(0, Default::default())].into(),
                 crate::controller::quorum::QuorumTiming {

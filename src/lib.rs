@@ -15,3 +15,4 @@ pub mod metadata;
 pub mod network;
 pub mod replica;
 pub mod server;
+pub mod storage_format;

@@ -25,6 +25,46 @@ enum Command {
     /// Local clusters for development and tests.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Prepare log directories before a node's first start (Kafka's kafka-storage tool).
+    #[command(subcommand)]
+    Storage(StorageCommand),
+}
+
+#[derive(Subcommand)]
+enum StorageCommand {
+    /// Print a new random cluster id.
+    RandomUuid,
+    /// Format the log directories of a node's configuration: write meta.properties with the cluster id
+    /// and, for the first controllers of a dynamic quorum (controller.quorum.bootstrap.servers), the
+    /// initial voters. Nodes with controller.quorum.voters, or with neither quorum key, may skip this:
+    /// they format themselves at first start.
+    Format(FormatArgs),
+}
+
+#[derive(clap::Args)]
+struct FormatArgs {
+    /// The cluster id every node of the cluster shares (`kavka storage random-uuid` makes one).
+    #[arg(long, short = 't', value_name = "ID")]
+    cluster_id: String,
+    /// The node's server.properties.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Override one configuration key (repeatable), as `kavka broker --override`.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// This controller alone is the first voter of a new dynamic quorum; others join it later.
+    #[arg(long, short = 's', group = "quorum")]
+    standalone: bool,
+    /// The first voters of a new dynamic quorum, the same list on each of them:
+    /// id@host:port[:directory-id],...
+    #[arg(long, short = 'I', value_name = "LIST", group = "quorum")]
+    initial_controllers: Option<String>,
+    /// This controller joins a dynamic quorum that already runs.
+    #[arg(long, short = 'N', group = "quorum")]
+    no_initial_controllers: bool,
+    /// Skip log directories that are already formatted instead of failing.
+    #[arg(long, short = 'g')]
+    ignore_formatted: bool,
 }
 
 #[derive(Subcommand)]
@@ -86,14 +126,53 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Cluster(ClusterCommand::Up(args)) => match run_cluster_up(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("Error: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Cluster(ClusterCommand::Up(args)) => exit_with(run_cluster_up(args)),
+        Command::Storage(StorageCommand::RandomUuid) => {
+            println!("{}", kavka::meta_properties::new_cluster_id());
+            ExitCode::SUCCESS
+        }
+        Command::Storage(StorageCommand::Format(args)) => exit_with(run_format(args)),
     }
+}
+
+/// A command's result as its exit code, an error as one line on stderr.
+fn exit_with(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_format(args: FormatArgs) -> anyhow::Result<()> {
+    use kavka::storage_format::{
+        format, parse_initial_controllers, FormatRequest, InitialControllers,
+    };
+    let config = read_config(args.config.as_deref(), &args.overrides)?;
+    let initial_controllers = if args.standalone {
+        Some(InitialControllers::Standalone)
+    } else if let Some(list) = &args.initial_controllers {
+        Some(InitialControllers::Listed(parse_initial_controllers(list)?))
+    } else if args.no_initial_controllers {
+        Some(InitialControllers::None)
+    } else {
+        None
+    };
+    let request = FormatRequest {
+        cluster_id: args.cluster_id,
+        initial_controllers,
+        ignore_formatted: args.ignore_formatted,
+    };
+    let formatted = format(&config, &request)?;
+    if formatted.is_empty() {
+        println!("All of the log directories are already formatted.");
+    }
+    for dir in formatted {
+        println!("Formatted {}", dir.display());
+    }
+    Ok(())
 }
 
 /// Kavka's own events at info; openraft only for errors, and not its replication retries to a controller
@@ -114,14 +193,22 @@ fn init_logging(format: LogFormat) {
 }
 
 fn load_config(args: &BrokerArgs) -> anyhow::Result<kavka_config::BrokerConfig> {
+    read_config(args.config.as_deref(), &args.overrides)
+}
+
+/// A properties file, if given, with `--override`s applied after it.
+fn read_config(
+    file: Option<&std::path::Path>,
+    overrides: &[String],
+) -> anyhow::Result<kavka_config::BrokerConfig> {
     let mut pairs = Vec::new();
-    if let Some(path) = &args.config {
+    if let Some(path) = file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         pairs = kavka_config::parse_properties(&text)
             .with_context(|| format!("cannot parse config file {}", path.display()))?;
     }
-    for o in &args.overrides {
+    for o in overrides {
         let (key, value) = o
             .split_once('=')
             .with_context(|| format!("--override {o:?} is not of the form key=value"))?;

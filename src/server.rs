@@ -22,6 +22,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::cluster::lifecycle::{self, BrokerLifecycle};
 use crate::controller::channel::ControllerChannel;
 use crate::controller::quorum::{MetadataQuorum, QuorumError, QuorumJournal, QuorumTiming};
+use crate::controller::raft::network::{join_quorum, JoinAs, QuorumContact};
 use crate::controller::raft::ControllerNode;
 use crate::handlers::now_ms;
 use crate::meta_properties::{new_cluster_id, parse_meta_properties, render_meta_properties};
@@ -31,6 +32,7 @@ use crate::metadata::{
 };
 use crate::network::{bind_listeners, run_listener};
 use crate::replica::ReplicaManager;
+use crate::storage_format;
 
 /// Errors that stop the broker from starting.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +48,7 @@ pub enum StartupError {
     #[error("metadata quorum: {0}")]
     Quorum(#[from] QuorumError),
     #[error("{0}")]
-    Unsupported(String),
+    Config(String),
 }
 
 /// Shared state of a running broker, handed to every connection.
@@ -436,19 +438,56 @@ async fn image_publisher(
     }
 }
 
-/// The voters of the metadata quorum: `controller.quorum.voters`, or this node alone when it is unset
-/// (the single-node default, which needs no controller listener since it never talks to a peer).
-fn quorum_voters(config: &BrokerConfig) -> Result<BTreeMap<u64, ControllerNode>, StartupError> {
+/// How this node takes part in the metadata quorum.
+struct QuorumPlan {
+    /// The voters a pristine log is initialized with when this node is one of them: `controller.quorum.voters`,
+    /// the initial voters `kavka storage format` wrote for a dynamic quorum, or this node alone when neither
+    /// quorum key is set (the single-node default, which needs no controller listener since it never talks to
+    /// a peer). Empty for a node that joins a dynamic quorum.
+    initial_voters: BTreeMap<u64, ControllerNode>,
+    /// The controllers a node that is not a voter asks to join: the static voters, or the addresses of
+    /// `controller.quorum.bootstrap.servers`.
+    contacts: Vec<QuorumContact>,
+    /// In a dynamic quorum (KIP-853), a controller's address for the others: where it is replicated to
+    /// while it joins as an observer.
+    joining_controller_address: Option<ControllerNode>,
+}
+
+fn quorum_plan(config: &BrokerConfig, metadata_dir: &Path) -> Result<QuorumPlan, StartupError> {
     let node_id = config.node_id as u64;
-    if config.controller_quorum_voters.is_empty() {
-        if !config.controller_quorum_bootstrap_servers.is_empty() {
-            return Err(StartupError::Unsupported(
-                "controller.quorum.bootstrap.servers (a dynamic quorum, KIP-853) is not supported yet: list the controllers in controller.quorum.voters".into(),
-            ));
-        }
-        return Ok(BTreeMap::from([(node_id, ControllerNode::default())]));
+    if storage_format::is_dynamic_quorum(config) {
+        let initial_voters = storage_format::read_initial_voters(metadata_dir)
+            .map_err(|message| StartupError::LogDir {
+                path: metadata_dir.display().to_string(),
+                message,
+            })?
+            .unwrap_or_default();
+        let joining_controller_address = if config.is_controller() {
+            Some(storage_format::controller_endpoint(config).map_err(StartupError::Config)?)
+        } else {
+            None
+        };
+        return Ok(QuorumPlan {
+            initial_voters,
+            joining_controller_address,
+            contacts: config
+                .controller_quorum_bootstrap_servers
+                .iter()
+                .map(|address| QuorumContact {
+                    node_id: None,
+                    address: address.clone(),
+                })
+                .collect(),
+        });
     }
-    Ok(config
+    if config.controller_quorum_voters.is_empty() {
+        return Ok(QuorumPlan {
+            initial_voters: BTreeMap::from([(node_id, ControllerNode::default())]),
+            contacts: Vec::new(),
+            joining_controller_address: None,
+        });
+    }
+    let voters: BTreeMap<u64, ControllerNode> = config
         .controller_quorum_voters
         .iter()
         .map(|v| {
@@ -460,12 +499,28 @@ fn quorum_voters(config: &BrokerConfig) -> Result<BTreeMap<u64, ControllerNode>,
                 },
             )
         })
-        .collect())
+        .collect();
+    Ok(QuorumPlan {
+        contacts: voters
+            .iter()
+            .map(|(id, node)| QuorumContact {
+                node_id: Some(*id),
+                address: node.to_string(),
+            })
+            .collect(),
+        initial_voters: voters,
+        joining_controller_address: None,
+    })
 }
 
 /// `meta.properties` in each log dir records the cluster id and node id (as Kafka's does), so that a data
-/// directory is never silently reused by another node or cluster.
-fn load_or_create_meta_properties(dir: &Path, node_id: i32) -> Result<String, StartupError> {
+/// directory is never silently reused by another node or cluster. A directory without one is formatted here
+/// when `may_format`; otherwise (a dynamic quorum) it must have been formatted with `kavka storage format`.
+fn load_or_create_meta_properties(
+    dir: &Path,
+    node_id: i32,
+    may_format: bool,
+) -> Result<String, StartupError> {
     let path = dir.join("meta.properties");
     let log_dir_error = |message: String| StartupError::LogDir {
         path: dir.display().to_string(),
@@ -481,6 +536,11 @@ fn load_or_create_meta_properties(dir: &Path, node_id: i32) -> Result<String, St
             )));
         }
         return Ok(meta.cluster_id);
+    }
+    if !may_format {
+        return Err(log_dir_error(
+            "not formatted: a node of a dynamic quorum (controller.quorum.bootstrap.servers) needs `kavka storage format --cluster-id <id> --config <file>` first, with --standalone, --initial-controllers or --no-initial-controllers on a controller".into(),
+        ));
     }
     std::fs::create_dir_all(dir).map_err(|e| log_dir_error(e.to_string()))?;
     let cluster_id = new_cluster_id();
@@ -498,6 +558,18 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), StartupError> {
     let config = Arc::new(config);
+    // Serving an SSL or SASL listener as plaintext would be silently insecure.
+    if let Some(listener) = config
+        .listeners
+        .iter()
+        .find(|l| l.security_protocol != kavka_config::SecurityProtocol::Plaintext)
+    {
+        return Err(StartupError::Config(format!(
+            "listener {} uses security protocol {}, which Kavka does not serve yet: only PLAINTEXT listeners work",
+            listener.name,
+            listener.security_protocol.as_str()
+        )));
+    }
     let node_id = config.node_id;
     let log_dirs: Vec<PathBuf> = config.log_dirs.iter().map(PathBuf::from).collect();
     let first_dir = log_dirs
@@ -509,7 +581,11 @@ pub async fn run(
         })?;
     let mut cluster_id = String::new();
     for dir in &log_dirs {
-        let id = load_or_create_meta_properties(dir, node_id)?;
+        let id = load_or_create_meta_properties(
+            dir,
+            node_id,
+            !storage_format::is_dynamic_quorum(&config),
+        )?;
         if cluster_id.is_empty() {
             cluster_id = id;
         } else if cluster_id != id {
@@ -522,12 +598,13 @@ pub async fn run(
             });
         }
     }
-    let voters = quorum_voters(&config)?;
+    let plan = quorum_plan(&config, &first_dir)?;
     let quorum = Arc::new(
         MetadataQuorum::start(
             &first_dir,
+            &cluster_id,
             node_id as u64,
-            voters.clone(),
+            plan.initial_voters.clone(),
             QuorumTiming {
                 election_timeout: Duration::from_millis(
                     config.controller_quorum_election_timeout_ms.max(1) as u64,
@@ -594,7 +671,7 @@ pub async fn run(
     let mut tasks = Vec::new();
     // A broker-only node receives the metadata log on its inter-broker listener, which therefore serves
     // from the start; clients are turned away there until the broker is ready.
-    let observer_address = (!config.is_controller()).then(|| {
+    let broker_observer_address = (!config.is_controller()).then(|| {
         client_listeners
             .iter()
             .find(|l| l.name == config.inter_broker_listener_name)
@@ -603,9 +680,10 @@ pub async fn run(
                 port: u16::try_from(l.advertised_port).unwrap_or(0),
             })
     });
-    let (early_listeners, client_listeners): (Vec<_>, Vec<_>) = client_listeners
-        .into_iter()
-        .partition(|l| observer_address.is_some() && l.name == config.inter_broker_listener_name);
+    let (early_listeners, client_listeners): (Vec<_>, Vec<_>) =
+        client_listeners.into_iter().partition(|l| {
+            broker_observer_address.is_some() && l.name == config.inter_broker_listener_name
+        });
     // Controller listeners serve first: the quorum cannot elect a leader before its peers hear each other.
     for listener in controller_listeners.into_iter().chain(early_listeners) {
         tasks.push(tokio::spawn(run_listener(
@@ -616,14 +694,39 @@ pub async fn run(
     }
     let mut shutdown = std::pin::pin!(shutdown);
     let catch_up = async {
-        if let Some(observer) = &observer_address {
-            let Some(address) = observer else {
-                // Configuration validation guarantees the inter-broker listener exists.
-                return;
-            };
-            join_quorum_as_observer(&voters, node_id as u64, address).await;
+        // Configuration validation guarantees a broker-only node's inter-broker listener exists.
+        let observer_address = match (&broker_observer_address, &plan.joining_controller_address) {
+            (Some(broker_address), _) => broker_address.clone(),
+            (None, Some(controller_address)) if !quorum.is_voter(Duration::from_secs(2)).await => {
+                Some(controller_address.clone())
+            }
+            _ => None,
+        };
+        if let Some(address) = &observer_address {
+            join_quorum_as(
+                &plan.contacts,
+                &cluster_id,
+                node_id as u64,
+                address,
+                JoinAs::Observer,
+            )
+            .await;
+            if plan.joining_controller_address.is_some() {
+                if config.controller_quorum_auto_join_enable {
+                    tokio::spawn(become_voter(
+                        quorum.clone(),
+                        plan.contacts.clone(),
+                        cluster_id.clone(),
+                        address.clone(),
+                    ));
+                } else {
+                    tracing::info!(
+                        "this controller follows the metadata log as an observer and does not vote: controller.quorum.auto.join.enable is false"
+                    );
+                }
+            }
         }
-        await_metadata(&quorum, voters.len()).await
+        await_metadata(&quorum).await
     };
     // A node that cannot reach a majority waits here; a stop request must still stop it.
     tokio::select! {
@@ -835,22 +938,32 @@ async fn rebalance_leaders(broker: Arc<Broker>, shutdown: watch::Receiver<bool>)
     .await;
 }
 
-/// A broker-only node asks the controllers to replicate the metadata log to it, until one accepts.
-async fn join_quorum_as_observer(
-    voters: &BTreeMap<u64, ControllerNode>,
+/// A node that is not a voter asks the controllers to make it an observer (replicate the metadata log to
+/// it) or a voter, until one accepts.
+async fn join_quorum_as(
+    contacts: &[QuorumContact],
+    cluster_id: &str,
     node_id: u64,
     address: &ControllerNode,
+    join_as: JoinAs,
 ) {
     let mut logged = None;
     loop {
-        match crate::controller::raft::network::join_as_observer(voters, node_id, address).await {
+        match join_quorum(contacts, cluster_id, node_id, address, join_as).await {
             Ok(()) => {
-                tracing::info!(%address, "following the metadata log as a broker-only node");
+                match join_as {
+                    JoinAs::Observer => {
+                        tracing::info!(%address, "following the metadata log as an observer")
+                    }
+                    JoinAs::Voter => {
+                        tracing::info!(%address, "this controller is now a voter of the metadata quorum")
+                    }
+                }
                 return;
             }
             Err(e) => {
                 if logged.as_ref() != Some(&e) {
-                    tracing::warn!(error = %e, "no controller accepted this broker yet; retrying");
+                    tracing::warn!(error = %e, ?join_as, "the metadata quorum did not accept this node yet; retrying");
                     logged = Some(e);
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -859,10 +972,28 @@ async fn join_quorum_as_observer(
     }
 }
 
+/// KIP-853's auto-join: a controller of a dynamic quorum that follows the log as an observer asks the active
+/// controller to make it a voter; the active controller agrees once it has caught up.
+async fn become_voter(
+    quorum: Arc<MetadataQuorum>,
+    contacts: Vec<QuorumContact>,
+    cluster_id: String,
+    address: ControllerNode,
+) {
+    join_quorum_as(
+        &contacts,
+        &cluster_id,
+        quorum.node_id(),
+        &address,
+        JoinAs::Voter,
+    )
+    .await;
+}
+
 /// Waits, before clients are served, until this node knows the active controller and has applied the
 /// metadata committed so far (as far as it can tell): a restarted broker must not answer from an image older
 /// than the one it had. A quorum without a majority yet is waited for with a log line now and then.
-async fn await_metadata(quorum: &MetadataQuorum, voters: usize) {
+async fn await_metadata(quorum: &MetadataQuorum) {
     let started = std::time::Instant::now();
     loop {
         if let Some(leader) = quorum.wait_for_leader(Duration::from_secs(5)).await {
@@ -882,8 +1013,16 @@ async fn await_metadata(quorum: &MetadataQuorum, voters: usize) {
                 break;
             }
         }
+        let voters = quorum
+            .raft()
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect::<Vec<_>>();
         tracing::info!(
-            voters,
+            ?voters,
             waited_ms = started.elapsed().as_millis() as u64,
             "waiting for the metadata quorum to elect a leader"
         );

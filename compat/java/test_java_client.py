@@ -312,6 +312,26 @@ def test_admin_topics_and_cluster(gbroker, java, topic):
     j.wait_until(lambda: t2 not in j.call("list-topics")["topics"], timeout=10, what="t2 deleted")
 
 
+def test_admin_describe_metadata_quorum(gbroker, java):
+    """Admin.describeMetadataQuorum (DescribeQuorum v2): a single node is the quorum's only voter and
+    its leader; it has no controller listener, so its node entry lists no endpoints."""
+    j = java(gbroker)
+    node_id = j.call("describe-cluster")["nodes"][0]["id"]
+    q = j.call("describe-quorum")
+    assert q["leader_id"] == node_id, q
+    assert q["leader_epoch"] >= 1, q
+    assert q["high_watermark"] > 0, q
+    assert [v["id"] for v in q["voters"]] == [node_id], q
+    leader = q["voters"][0]
+    assert leader["log_end_offset"] >= q["high_watermark"], q
+    assert leader["directory_id"] == "AAAAAAAAAAAAAAAAAAAAAA", q
+    now_ms = time.time() * 1000
+    for ts in (leader["last_fetch_timestamp"], leader["last_caught_up_timestamp"]):
+        assert ts is not None and now_ms - 60_000 <= ts <= now_ms + 1_000, q
+    assert q["observers"] == [], q
+    assert q["nodes"] == {str(node_id): []}, q
+
+
 def test_admin_consumer_groups(gbroker, java, topic):
     """listConsumerGroups, describeConsumerGroups, listConsumerGroupOffsets, deleteConsumerGroups."""
     j = java(gbroker)

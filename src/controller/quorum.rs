@@ -62,10 +62,12 @@ pub struct MetadataQuorum {
 }
 
 impl MetadataQuorum {
-    /// Opens the metadata log under `log_dir`, starts the Raft node and, on a pristine log, initializes the
-    /// quorum with `voters` (every voter does the same with the same set, which openraft allows).
+    /// Opens the metadata log under `log_dir`, starts the Raft node of cluster `cluster_id` and, on a
+    /// pristine log, initializes the quorum with `voters` if this node is one of them (every voter does the
+    /// same with the same set, which openraft allows).
     pub async fn start(
         log_dir: &Path,
+        cluster_id: &str,
         node_id: u64,
         voters: BTreeMap<u64, ControllerNode>,
         timing: QuorumTiming,
@@ -96,15 +98,22 @@ impl MetadataQuorum {
         let raft = MetadataRaft::new(
             node_id,
             Arc::new(config),
-            ControllerNetwork,
+            ControllerNetwork {
+                cluster_id: cluster_id.to_string(),
+            },
             log_store,
             state_machine,
         )
         .await
         .map_err(|e| QuorumError::Stopped(e.to_string()))?;
-        // A broker-only node is no voter: it follows the log once the active controller adds it as a
-        // learner (`join_as_observer`), and never initializes a quorum of its own.
-        if voters.contains_key(&node_id) {
+        // Any other node (broker-only, or a controller joining a dynamic quorum) follows the log once the
+        // active controller adds it as a learner (`join_quorum`), and never initializes a quorum of its own.
+        // A restarted node's log already names the voters (openraft would log its refusal as an error).
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| QuorumError::Stopped(e.to_string()))?;
+        if voters.contains_key(&node_id) && !initialized {
             match raft.initialize(voters.clone()).await {
                 Ok(()) => {
                     tracing::info!(node_id, voters = ?voters.keys().collect::<Vec<_>>(), "metadata quorum initialized")
@@ -140,6 +149,29 @@ impl MetadataQuorum {
     /// Images as this node applies them.
     pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
         self.images.clone()
+    }
+
+    /// Whether this node votes in the quorum, as far as its log says. Right after start-up the Raft node may
+    /// not have reported the membership it loaded yet: this waits up to `wait` for one to be known (a
+    /// pristine log has none, and is no voter).
+    pub async fn is_voter(&self, wait: Duration) -> bool {
+        let membership = match self
+            .raft
+            .wait(Some(wait))
+            .metrics(
+                |m| m.membership_config.log_id().is_some(),
+                "a known membership",
+            )
+            .await
+        {
+            Ok(metrics) => metrics.membership_config,
+            Err(_) => self.raft.metrics().borrow().membership_config.clone(),
+        };
+        let is_voter = membership
+            .membership()
+            .voter_ids()
+            .any(|v| v == self.node_id);
+        is_voter
     }
 
     /// The current Raft leader (the active controller), if one is known.
@@ -334,6 +366,7 @@ mod tests {
     async fn single_voter(dir: &Path) -> MetadataQuorum {
         let quorum = MetadataQuorum::start(
             dir,
+            "test-cluster",
             7,
             BTreeMap::from([(7, ControllerNode::default())]),
             QuorumTiming {

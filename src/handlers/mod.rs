@@ -1,6 +1,6 @@
 //! Request handlers, one module per Kafka API (named after it), grouped by concern: data plane (produce,
 //! fetch, list_offsets), metadata and admin (metadata, create_topics, delete_topics, create_partitions,
-//! describe_configs, describe_cluster), groups and committed offsets (find_coordinator, join_group, sync_group, heartbeat, leave_group,
+//! describe_configs, describe_cluster, describe_quorum), groups and committed offsets (find_coordinator, join_group, sync_group, heartbeat, leave_group,
 //! offset_commit, offset_fetch,
 //! offset_delete, list_groups, describe_groups, delete_groups), producer ids (init_producer_id) and the handshake (api_versions).
 
@@ -21,6 +21,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_quorum;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;

@@ -1,7 +1,10 @@
 //! A cluster of `kavka` processes on loopback, for the multi-node tests, formatted with one shared
 //! cluster id: either combined broker+controller nodes (every node a metadata-quorum voter and a
 //! broker) or split roles (controller-only voters and broker-only nodes that follow the metadata log
-//! as learners). Also Metadata helpers (raw `MetadataRequest`s to one node) and rdkafka admin
+//! as learners). Either with a static quorum (`controller.quorum.voters`, `meta.properties` written
+//! by the harness) or a KIP-853 dynamic one (`controller.quorum.bootstrap.servers`, every node
+//! formatted by `kavka storage format` with its own flag, see [`Cluster::start_dynamic`]). Also
+//! Metadata helpers (raw `MetadataRequest`s to one node) and rdkafka admin
 //! helpers that take a `bootstrap.servers` list rather than a single broker.
 #![allow(dead_code)]
 
@@ -10,7 +13,10 @@ use std::fmt;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+use kafka_protocol::messages::{
+    describe_quorum_request, DescribeQuorumRequest, MetadataRequest, MetadataResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -28,6 +34,88 @@ pub const CLUSTER_ID: &str = "kavkaTestClusterId0001";
 /// The clusters of one test file start one at a time, and each takes all its ports in one go: two
 /// clusters picking ports at once could be handed the same just-released port.
 static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The cluster id of [`Cluster::start_dynamic`]'s nodes (unless a node is given its own): a random
+/// UUID in URL-safe base64, as `kavka storage random-uuid` prints one.
+pub const DYNAMIC_CLUSTER_ID: &str = "4BKD8eJoRXmqVsrTtWtv3A";
+
+/// How the metadata quorum of a [`Cluster`] is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quorum {
+    /// `controller.quorum.voters` lists every controller; each data directory gets a
+    /// `meta.properties` written by the harness.
+    Static,
+    /// `controller.quorum.bootstrap.servers` lists every controller (KIP-853); each data directory
+    /// is formatted by `kavka storage format`.
+    Dynamic,
+}
+
+/// Which of `kavka storage format`'s quorum flags a node of [`Cluster::start_dynamic`] gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormatFlag {
+    /// `--standalone`: the sole initial voter of the quorum.
+    Standalone,
+    /// `--initial-controllers 1@127.0.0.1:P1,...`: one of the initial voters, the list naming every
+    /// node of the cluster given this flag (with its controller listener).
+    InitialControllers,
+    /// `--no-initial-controllers`: a controller that joins the existing quorum.
+    NoInitialControllers,
+    /// None of them: a broker-only node.
+    None,
+}
+
+/// One node of [`Cluster::start_dynamic`].
+#[derive(Debug, Clone)]
+pub struct DynamicNode {
+    pub role: Role,
+    pub format: FormatFlag,
+    /// This node's own settings, applied over the cluster's.
+    pub extra: Vec<(String, String)>,
+    /// The cluster id it is formatted with; [`DYNAMIC_CLUSTER_ID`] if `None`.
+    pub cluster_id: Option<String>,
+    /// Whether starting the cluster waits until this node is ready (see [`Readiness`]).
+    pub await_start: bool,
+    /// The controllers (node ids) its `controller.quorum.bootstrap.servers` names; every
+    /// controller if `None`.
+    pub bootstrap_from: Option<Vec<i32>>,
+}
+
+impl DynamicNode {
+    pub fn new(role: Role, format: FormatFlag) -> DynamicNode {
+        DynamicNode {
+            role,
+            format,
+            extra: Vec::new(),
+            cluster_id: None,
+            await_start: true,
+            bootstrap_from: None,
+        }
+    }
+
+    /// Its `controller.quorum.bootstrap.servers` names only the controllers `ids`.
+    pub fn bootstrap_from(mut self, ids: &[i32]) -> DynamicNode {
+        self.bootstrap_from = Some(ids.to_vec());
+        self
+    }
+
+    /// With the setting `key=value` on this node only.
+    pub fn with(mut self, key: &str, value: &str) -> DynamicNode {
+        self.extra.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Formatted with `cluster_id` instead of [`DYNAMIC_CLUSTER_ID`].
+    pub fn cluster_id(mut self, cluster_id: &str) -> DynamicNode {
+        self.cluster_id = Some(cluster_id.to_string());
+        self
+    }
+
+    /// Starting the cluster does not wait for this node (one that is expected never to be ready).
+    pub fn unawaited(mut self) -> DynamicNode {
+        self.await_start = false;
+        self
+    }
+}
 
 /// What a node of a [`Cluster`] is (its `process.roles`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +187,27 @@ impl Cluster {
 
     /// Starts node `i + 1` as `roles[i]`; see [`start_with`](Self::start_with).
     pub fn start_roles(roles: &[Role], extra: &[(&str, &str)]) -> Cluster {
+        let nodes: Vec<DynamicNode> = roles
+            .iter()
+            .map(|role| DynamicNode::new(*role, FormatFlag::None))
+            .collect();
+        Cluster::start_nodes(&nodes, extra, Quorum::Static)
+    }
+
+    /// Starts node `i + 1` as `nodes[i]` says, in a KIP-853 dynamic quorum: every node is
+    /// configured with `controller.quorum.bootstrap.servers` listing every controller's controller
+    /// listener (and no `controller.quorum.voters`), and its data directory is formatted by
+    /// `kavka storage format --cluster-id <its cluster id> --override ...<its settings>... <its
+    /// flag>` before it is launched (`--initial-controllers` lists every node given that flag).
+    /// `extra` goes to every node as in [`start_with`](Self::start_with), then each node's own
+    /// settings on top. Waits until every node not marked [`DynamicNode::unawaited`] is started.
+    pub fn start_dynamic(nodes: &[DynamicNode], extra: &[(&str, &str)]) -> Cluster {
+        Cluster::start_nodes(nodes, extra, Quorum::Dynamic)
+    }
+
+    fn start_nodes(specs: &[DynamicNode], extra: &[(&str, &str)], quorum: Quorum) -> Cluster {
         let _starting = STARTING.lock().unwrap_or_else(|p| p.into_inner());
+        let roles: Vec<Role> = specs.iter().map(|n| n.role).collect();
         let brokers = roles.iter().filter(|r| r.is_broker()).count();
         let controllers = roles.iter().filter(|r| r.is_controller()).count();
         let mut ports = free_ports(brokers + controllers).into_iter();
@@ -118,15 +226,34 @@ impl Cluster {
             .filter_map(|(i, p)| p.map(|p| format!("{}@127.0.0.1:{p}", i + 1)))
             .collect::<Vec<_>>()
             .join(",");
+        let bootstrap_servers = controller_ports
+            .iter()
+            .flatten()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let initial_controllers = controller_ports
+            .iter()
+            .zip(specs)
+            .enumerate()
+            .filter(|(_, (_, spec))| spec.format == FormatFlag::InitialControllers)
+            .filter_map(|(i, (p, _))| p.map(|p| format!("{}@127.0.0.1:{p}", i + 1)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let quorum_setting = match quorum {
+            Quorum::Static => ("controller.quorum.voters", voters),
+            Quorum::Dynamic => ("controller.quorum.bootstrap.servers", bootstrap_servers),
+        };
         let session_ms: u64 = extra
             .iter()
             .find(|(k, _)| *k == "broker.session.timeout.ms")
             .map(|(_, v)| v.parse().expect("broker.session.timeout.ms is a number"))
             .unwrap_or(SESSION_MS);
-        let mut nodes: Vec<Broker> = roles
+        let mut nodes: Vec<Broker> = specs
             .iter()
             .enumerate()
-            .map(|(i, role)| {
+            .map(|(i, spec)| {
+                let role = &spec.role;
                 let (client, controller) = (client_ports[i], controller_ports[i]);
                 let client_listener = client.map(|p| format!("PLAINTEXT://127.0.0.1:{p}"));
                 let controller_listener = controller.map(|p| format!("CONTROLLER://127.0.0.1:{p}"));
@@ -166,14 +293,31 @@ impl Cluster {
                     settings.push(("inter.broker.listener.name".into(), "PLAINTEXT".into()));
                 }
                 settings.extend([
-                    ("controller.quorum.voters".into(), voters.clone()),
+                    (quorum_setting.0.into(), quorum_setting.1.clone()),
                     ("broker.session.timeout.ms".into(), session_ms.to_string()),
                     (
                         "broker.heartbeat.interval.ms".into(),
                         (session_ms / 6).to_string(),
                     ),
                 ]);
-                for (k, v) in extra {
+                if let (Quorum::Dynamic, Some(ids)) = (quorum, &spec.bootstrap_from) {
+                    let only = ids
+                        .iter()
+                        .map(|id| {
+                            let port = controller_ports[(id - 1) as usize]
+                                .unwrap_or_else(|| panic!("node {id} is not a controller"));
+                            format!("127.0.0.1:{port}")
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    let slot = settings
+                        .iter_mut()
+                        .find(|(k, _)| k == "controller.quorum.bootstrap.servers")
+                        .expect("a dynamic quorum's bootstrap servers");
+                    slot.1 = only;
+                }
+                let own = spec.extra.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+                for (k, v) in extra.iter().copied().chain(own) {
                     match settings.iter_mut().find(|(key, _)| key == k) {
                         Some(slot) => slot.1 = v.to_string(),
                         None => settings.push((k.to_string(), v.to_string())),
@@ -183,21 +327,39 @@ impl Cluster {
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
-                Broker::launch_node(
-                    client.or(controller).expect("a node has a listener"),
-                    &overrides,
-                    Some((CLUSTER_ID, i as i32 + 1)),
-                    readiness,
-                )
+                let port = client.or(controller).expect("a node has a listener");
+                match quorum {
+                    Quorum::Static => Broker::launch_node(
+                        port,
+                        &overrides,
+                        Some((CLUSTER_ID, i as i32 + 1)),
+                        readiness,
+                    ),
+                    Quorum::Dynamic => {
+                        let cluster_id = spec.cluster_id.as_deref().unwrap_or(DYNAMIC_CLUSTER_ID);
+                        let mut args = vec!["--cluster-id".to_string(), cluster_id.to_string()];
+                        match spec.format {
+                            FormatFlag::Standalone => args.push("--standalone".into()),
+                            FormatFlag::InitialControllers => args.extend([
+                                "--initial-controllers".to_string(),
+                                initial_controllers.clone(),
+                            ]),
+                            FormatFlag::NoInitialControllers => {
+                                args.push("--no-initial-controllers".into())
+                            }
+                            FormatFlag::None => {}
+                        }
+                        Broker::launch_storage_formatted(port, &overrides, &args, readiness)
+                    }
+                }
             })
             .collect();
-        for node in &mut nodes {
-            node.wait_ready();
+        for (node, spec) in nodes.iter_mut().zip(specs) {
+            if spec.await_start {
+                node.wait_ready();
+            }
         }
-        Cluster {
-            nodes,
-            roles: roles.to_vec(),
-        }
+        Cluster { nodes, roles }
     }
 
     /// Node `id`'s role.
@@ -275,29 +437,7 @@ impl Cluster {
     pub fn active_controller(&self) -> i32 {
         let deadline = Instant::now() + WAIT;
         loop {
-            let mut latest: Option<(String, i32)> = None;
-            for node in &self.nodes {
-                for line in node.log().lines() {
-                    let Some(rest) = line
-                        .split("metadata quorum leader changed leader=Some(")
-                        .nth(1)
-                    else {
-                        continue;
-                    };
-                    let Some(id) = rest.split(')').next().and_then(|id| id.parse().ok()) else {
-                        continue;
-                    };
-                    let at = line
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    if latest.as_ref().is_none_or(|(t, _)| at > *t) {
-                        latest = Some((at, id));
-                    }
-                }
-            }
-            if let Some((_, id)) = latest {
+            if let Some(id) = self.logged_active_controller() {
                 return id;
             }
             assert!(
@@ -306,6 +446,57 @@ impl Cluster {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Polls the nodes' logs until the active controller they last logged satisfies `check`,
+    /// within `limit`; returns it, or panics saying `what` was expected.
+    pub fn wait_for_active_controller(
+        &self,
+        limit: Duration,
+        what: &str,
+        check: impl Fn(i32) -> bool,
+    ) -> i32 {
+        let deadline = Instant::now() + limit;
+        loop {
+            let latest = self.logged_active_controller();
+            if let Some(id) = latest.filter(|id| check(*id)) {
+                return id;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {what} within {limit:?}; the nodes last logged {latest:?} as the active \
+                 controller"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The active controller of the latest "metadata quorum leader changed" line of any node's log
+    /// (every start), if any.
+    pub fn logged_active_controller(&self) -> Option<i32> {
+        let mut latest: Option<(String, i32)> = None;
+        for node in &self.nodes {
+            for line in node.log().lines() {
+                let Some(rest) = line
+                    .split("metadata quorum leader changed leader=Some(")
+                    .nth(1)
+                else {
+                    continue;
+                };
+                let Some(id) = rest.split(')').next().and_then(|id| id.parse().ok()) else {
+                    continue;
+                };
+                let at = line
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                if latest.as_ref().is_none_or(|(t, _)| at > *t) {
+                    latest = Some((at, id));
+                }
+            }
+        }
+        latest.map(|(_, id)| id)
     }
 
     /// Polls Metadata on each of the nodes `on` (one after the other) until `check` holds for
@@ -355,6 +546,73 @@ pub fn metadata(node: &Broker) -> Option<MetadataResponse> {
     let mut conn = std::panic::catch_unwind(|| RawConn::connect(node)).ok()?;
     conn.request(12, &MetadataRequest::default().with_topics(None))
         .ok()
+}
+
+/// The metadata quorum as DescribeQuorum (v1) answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumState {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub voters: BTreeSet<i32>,
+    pub observers: BTreeSet<i32>,
+}
+
+/// Asks `node` (a broker relays it to the active controller) to describe the metadata quorum
+/// (`__cluster_metadata` partition 0); `None` if it cannot be reached or answers with an error.
+pub fn describe_quorum(node: &Broker) -> Option<QuorumState> {
+    let mut conn = std::panic::catch_unwind(|| RawConn::connect(node)).ok()?;
+    let request = DescribeQuorumRequest::default().with_topics(vec![
+        describe_quorum_request::TopicData::default()
+            .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+            .with_partitions(vec![
+                describe_quorum_request::PartitionData::default().with_partition_index(0)
+            ]),
+    ]);
+    let response = conn.request(1, &request).ok()?;
+    if response.error_code != 0 {
+        return None;
+    }
+    let partition = response.topics.first()?.partitions.first()?;
+    if partition.error_code != 0 {
+        return None;
+    }
+    Some(QuorumState {
+        leader: partition.leader_id.0,
+        leader_epoch: partition.leader_epoch,
+        voters: partition
+            .current_voters
+            .iter()
+            .map(|r| r.replica_id.0)
+            .collect(),
+        observers: partition.observers.iter().map(|r| r.replica_id.0).collect(),
+    })
+}
+
+/// Polls DescribeQuorum on `node` until `check` holds, within `limit`; panics with `what` and the
+/// last answer otherwise.
+pub fn wait_for_quorum(
+    node: &Broker,
+    limit: Duration,
+    what: &str,
+    check: impl Fn(&QuorumState) -> bool,
+) -> QuorumState {
+    let deadline = Instant::now() + limit;
+    let mut last = None;
+    loop {
+        if let Some(state) = describe_quorum(node) {
+            if check(&state) {
+                return state;
+            }
+            last = Some(state);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected {what} within {limit:?} from DescribeQuorum on port {}; it last answered \
+             {last:?}",
+            node.port
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 pub fn brokers_of(response: &MetadataResponse) -> BTreeSet<i32> {

@@ -112,18 +112,57 @@ impl Broker {
         format: Option<(&str, i32)>,
         readiness: Readiness,
     ) -> Broker {
-        let data_dir = tempfile::Builder::new()
-            .prefix("kavka-test-")
-            .tempdir()
-            .expect("create temp dir");
+        let mut broker = Broker::unstarted(port, overrides, readiness);
         if let Some((cluster_id, node_id)) = format {
             std::fs::write(
-                data_dir.path().join("meta.properties"),
+                broker.data_dir().join("meta.properties"),
                 format!("version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n"),
             )
             .expect("write meta.properties");
         }
-        let mut broker = Broker {
+        broker.spawn_process();
+        broker
+    }
+
+    /// Like [`launch_node`](Self::launch_node), but the data directory is formatted by the binary
+    /// itself, as an operator would: `kavka storage format --override log.dirs=<data dir>
+    /// --override <each of overrides>... <format_args>` (e.g. `--cluster-id ID --standalone`) must
+    /// succeed before the node is launched; the test fails with its output otherwise.
+    pub fn launch_storage_formatted(
+        port: u16,
+        overrides: &[(&str, &str)],
+        format_args: &[String],
+        readiness: Readiness,
+    ) -> Broker {
+        let mut broker = Broker::unstarted(port, overrides, readiness);
+        let mut args: Vec<String> = vec![
+            "storage".into(),
+            "format".into(),
+            "--override".into(),
+            format!("log.dirs={}", broker.data_dir().display()),
+        ];
+        for (k, v) in &broker.overrides {
+            args.push("--override".into());
+            args.push(format!("{k}={v}"));
+        }
+        args.extend(format_args.iter().cloned());
+        let run = run_kavka(&args, FORMAT_TIMEOUT);
+        assert!(
+            run.succeeded(),
+            "expected `kavka {}` to format the data directory of the node on port {port}; {run}",
+            args.join(" ")
+        );
+        broker.spawn_process();
+        broker
+    }
+
+    /// A node whose data directory exists (empty) and whose process is not started yet.
+    fn unstarted(port: u16, overrides: &[(&str, &str)], readiness: Readiness) -> Broker {
+        let data_dir = tempfile::Builder::new()
+            .prefix("kavka-test-")
+            .tempdir()
+            .expect("create temp dir");
+        Broker {
             child: None,
             port,
             data_dir,
@@ -133,9 +172,7 @@ impl Broker {
                 .collect(),
             starts: 0,
             readiness,
-        };
-        broker.spawn_process();
-        broker
+        }
     }
 
     /// `host:port` for `bootstrap.servers`.
@@ -338,6 +375,34 @@ impl Broker {
         out
     }
 
+    /// The lines of the log (every start) that contain `needle`.
+    pub fn log_lines_containing(&self, needle: &str) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Polls the log until a line contains `needle` and returns that line; panics with the log's
+    /// tail after `limit`, saying `what` was expected.
+    pub fn wait_for_log_line(&self, needle: &str, limit: Duration, what: &str) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(line) = self.log_lines_containing(needle).into_iter().next() {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {what} (a log line containing {needle:?}) within {limit:?} on the node on \
+                 port {}\n{}",
+                self.port,
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// The last lines of the log, for failure messages.
     pub fn log_tail(&self) -> String {
         let log = self.log();
@@ -360,6 +425,93 @@ impl Drop for Broker {
         for s in 1..=self.starts {
             let _ = std::fs::remove_file(self.log_path(s));
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One-shot `kavka` commands (`kavka storage ...`, a broker expected to refuse to start)
+
+/// How long `kavka storage format` may take.
+pub const FORMAT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a one-shot `kavka` process did.
+#[derive(Debug)]
+pub struct KavkaRun {
+    /// How it exited; `None` if it was still running at the deadline (it was then killed).
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl KavkaRun {
+    /// Its exit code; `None` if it was killed, by a signal or at the deadline.
+    pub fn code(&self) -> Option<i32> {
+        self.status.and_then(|s| s.code())
+    }
+
+    /// It exited with code 0.
+    pub fn succeeded(&self) -> bool {
+        self.code() == Some(0)
+    }
+}
+
+impl std::fmt::Display for KavkaRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(status) => write!(f, "it exited with {status}")?,
+            None => write!(f, "it did not exit in time and was killed")?,
+        }
+        write!(
+            f,
+            "\n----- stdout -----\n{}\n----- stderr -----\n{}\n----- end -----",
+            self.stdout.trim_end(),
+            self.stderr.trim_end()
+        )
+    }
+}
+
+/// Runs the `kavka` binary with `args` (and the tests' log level), waits up to `timeout` for it to
+/// exit (killing it then) and returns what it did.
+pub fn run_kavka(args: &[String], timeout: Duration) -> KavkaRun {
+    // Files rather than pipes: a chatty process can never block on a full pipe.
+    let mut out = tempfile::tempfile().expect("stdout file");
+    let mut err = tempfile::tempfile().expect("stderr file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kavka"))
+        .args(args)
+        .env(
+            "RUST_LOG",
+            std::env::var("KAVKA_TEST_LOG").unwrap_or_else(|_| "info".to_string()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out.try_clone().expect("clone stdout file")))
+        .stderr(Stdio::from(err.try_clone().expect("clone stderr file")))
+        .spawn()
+        .expect("spawn kavka binary");
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for kavka") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let read = |file: &mut File| {
+        use std::io::Seek;
+        let mut text = String::new();
+        file.rewind().expect("rewind output file");
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).expect("read output file");
+        text.push_str(&String::from_utf8_lossy(&bytes));
+        text
+    };
+    KavkaRun {
+        status,
+        stdout: read(&mut out),
+        stderr: read(&mut err),
     }
 }
 

@@ -311,3 +311,37 @@ pub fn assert_acks_in_log(cluster: &Cluster, topic: &str, acks: &[Ack]) {
         &missing[..missing.len().min(5)]
     );
 }
+
+/// Creates `name` (1 partition, replication factor `rf`) through the running brokers, retrying
+/// until it succeeds or `limit` passes (a request may land while the quorum elects a new
+/// controller). An "already exists" answer after a failed attempt counts as success: that attempt
+/// may have created it and lost its response.
+pub async fn create_topic_within(cluster: &Cluster, name: &str, rf: i32, limit: Duration) {
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+    let deadline = Instant::now() + limit;
+    let mut attempts = Vec::new();
+    loop {
+        let admin = super::cluster::admin(&cluster.running_bootstrap());
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let options = AdminOptions::new()
+            .operation_timeout(Some(remaining))
+            .request_timeout(Some(remaining.max(Duration::from_secs(1))));
+        let topic = NewTopic::new(name, 1, TopicReplication::Fixed(rf));
+        let outcome = match admin.create_topics(&[topic], &options).await {
+            Ok(results) => results
+                .into_iter()
+                .try_for_each(|r| r.map(|_| ()).map_err(|(_, e)| e.to_string())),
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok(()) => return,
+            Err(e) if !attempts.is_empty() && e.contains("already exists") => return,
+            Err(e) => attempts.push(e),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected topic {name} to be created within {limit:?}; attempts failed with {attempts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -55,6 +55,9 @@ pub struct BrokerConfig {
     pub controller_quorum_voters: Vec<QuorumVoter>,
     /// `controller.quorum.bootstrap.servers`.
     pub controller_quorum_bootstrap_servers: Vec<String>,
+    /// `controller.quorum.auto.join.enable`: a controller that is not a voter of a dynamic quorum asks
+    /// to become one once it has caught up (Kafka 4.1+; default false).
+    pub controller_quorum_auto_join_enable: bool,
     /// `log.dirs`, falling back to `log.dir`; Kavka's default is `./kavka-data`.
     pub log_dirs: Vec<String>,
     /// `metadata.log.dir`.
@@ -865,6 +868,7 @@ fn build(
         controller_listener_names,
         controller_quorum_voters,
         controller_quorum_bootstrap_servers,
+        controller_quorum_auto_join_enable: r.bool("controller.quorum.auto.join.enable")?,
         log_dirs,
         metadata_log_dir: r.opt_string("metadata.log.dir")?,
         broker_rack: r.opt_string("broker.rack")?,

@@ -131,6 +131,13 @@ pub(crate) static BROKER_KEYS: &[KeyDef] = &[
         "Comma-separated names of the listeners used by the controller.",
     ),
     key(
+        "controller.quorum.auto.join.enable",
+        T::Boolean,
+        Some("false"),
+        V::None,
+        "Whether a controller that is not a voter of a dynamic quorum asks to become one at start-up.",
+    ),
+    key(
         "controller.quorum.bootstrap.servers",
         T::List,
         Some(""),
@@ -1079,7 +1086,6 @@ pub(crate) static IGNORED_KAFKA_KEYS: &[&str] = &[
     "controller.performance.always.log.threshold.ms",
     "controller.performance.sample.period.ms",
     "controller.quorum.append.linger.ms",
-    "controller.quorum.auto.join.enable",
     "controller.quorum.election.backoff.max.ms",
     "controller.quorum.request.timeout.ms",
     "controller.quorum.retry.backoff.ms",

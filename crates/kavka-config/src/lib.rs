@@ -34,6 +34,6 @@ pub use topic::{
     topic_config_names, validate_topic_configs, ConfigOp, TopicConfig,
 };
 pub use types::{
-    CleanupPolicy, CompressionType, Listener, ProcessRole, QuorumVoter, SecurityConfig,
-    SecurityProtocol, TimestampType,
+    parse_voter, CleanupPolicy, CompressionType, Listener, ProcessRole, QuorumVoter,
+    SecurityConfig, SecurityProtocol, TimestampType,
 };

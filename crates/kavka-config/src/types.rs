@@ -152,7 +152,7 @@ pub struct QuorumVoter {
     pub port: u16,
 }
 
-pub(crate) fn parse_voter(s: &str) -> Result<QuorumVoter, String> {
+pub fn parse_voter(s: &str) -> Result<QuorumVoter, String> {
     let (id, addr) = s
         .split_once('@')
         .ok_or_else(|| format!("{s:?} is not of the form id@host:port"))?;

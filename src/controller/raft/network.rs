@@ -4,8 +4,10 @@
 //! A Raft RPC is an ordinary Kafka-framed request (4-byte size, request header v1) under the Kavka-private
 //! API key [`RAFT_RPC_API_KEY`], so it shares the controller listener and its frame-size limit with the
 //! Kafka APIs controllers serve. The body is the JSON encoding of openraft's own (serde) request types
-//! together with the node id the sender means to reach: a node answers only RPCs addressed to it, because
-//! openraft's leader cannot survive hearing its own voice through a misconfigured address.
+//! together with the node id the sender means to reach and its cluster id: a node answers only RPCs addressed
+//! to it, because openraft's leader cannot survive hearing its own voice through a misconfigured address,
+//! and only from its own cluster (Kafka's INCONSISTENT_CLUSTER_ID). The two membership requests
+//! ([`join_quorum`]) may be sent to an address alone (`controller.quorum.bootstrap.servers`, KIP-853).
 //! Only controllers accept this key, and broker-only nodes on their inter-broker listener (they follow the
 //! log as openraft learners, Kafka's observers; see `dispatch::handle_frame`). It is never advertised.
 
@@ -37,10 +39,13 @@ const REQUEST_HEADER_LEN: usize = 10;
 type NodeId = u64;
 type Rpc<E> = RPCError<NodeId, ControllerNode, E>;
 
-/// An RPC and the node it is meant for.
+/// An RPC, the node it is meant for and the sender's cluster.
 #[derive(Debug, Serialize, Deserialize)]
 struct RaftRpcFrame {
-    target: NodeId,
+    /// None only for a membership request sent to a bootstrap address, whose node id the sender cannot
+    /// know; whichever controller listens there answers, or names the active controller.
+    target: Option<NodeId>,
+    cluster_id: String,
     rpc: RaftRpc,
 }
 
@@ -49,8 +54,14 @@ enum RaftRpc {
     AppendEntries(AppendEntriesRequest<MetadataRaftConfig>),
     Vote(VoteRequest<NodeId>),
     InstallSnapshot(InstallSnapshotRequest<MetadataRaftConfig>),
-    /// A broker-only node asks the active controller to replicate the log to it (as a learner).
+    /// A node that is not a voter (a broker-only node, or a controller joining a dynamic quorum) asks the
+    /// active controller to replicate the log to it (as a learner).
     AddObserver {
+        node_id: NodeId,
+        node: ControllerNode,
+    },
+    /// A controller following the log as an observer asks to become a voter (KIP-853's auto-join).
+    PromoteToVoter {
         node_id: NodeId,
         node: ControllerNode,
     },
@@ -63,10 +74,17 @@ enum RaftRpcReply {
     InstallSnapshot(
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
-    AddObserver(Result<(), String>),
-    /// The request needs the active controller; this node is not it.
+    /// The answer to `AddObserver` or `PromoteToVoter`: done, or why not.
+    Membership(Result<(), String>),
+    /// The request needs the active controller; this node is not it. The leader's address lets a node
+    /// that only knows bootstrap addresses go straight to it.
     NotLeader {
         leader: Option<NodeId>,
+        address: Option<ControllerNode>,
+    },
+    /// The sender belongs to another cluster.
+    WrongCluster {
+        cluster_id: String,
     },
     /// The frame reached a node other than the one it was addressed to.
     WrongNode {
@@ -87,12 +105,13 @@ pub enum RaftRpcError {
     UnexpectedClientId,
 }
 
-/// Serves one Raft RPC frame (the whole frame after its size prefix) on controller `this_node` and returns
-/// the response frame (size prefix included).
+/// Serves one Raft RPC frame (the whole frame after its size prefix) on controller `this_node` of cluster
+/// `cluster_id` and returns the response frame (size prefix included).
 pub async fn serve_rpc(
     frame: &[u8],
     raft: &MetadataRaft,
     this_node: NodeId,
+    cluster_id: &str,
 ) -> Result<Bytes, RaftRpcError> {
     if frame.len() < REQUEST_HEADER_LEN {
         return Err(RaftRpcError::Short);
@@ -105,14 +124,29 @@ pub async fn serve_rpc(
         Err(e) => RaftRpcReply::Malformed {
             reason: e.to_string(),
         },
-        Ok(request) if request.target != this_node => {
-            tracing::warn!(
-                this_node,
-                target = request.target,
-                "Raft RPC addressed to another node: check controller.quorum.voters"
-            );
+        Ok(request) if request.cluster_id != cluster_id => {
+            warn_rejected(format!(
+                "Raft RPC from a node of cluster {} refused: this node belongs to cluster {cluster_id}",
+                request.cluster_id
+            ));
+            RaftRpcReply::WrongCluster {
+                cluster_id: cluster_id.to_string(),
+            }
+        }
+        Ok(request) if request.target.is_some_and(|t| t != this_node) => {
+            warn_rejected(format!(
+                "Raft RPC addressed to node {:?} refused by node {this_node}: check controller.quorum.voters",
+                request.target
+            ));
             RaftRpcReply::WrongNode { this_node }
         }
+        Ok(RaftRpcFrame {
+            target: None,
+            rpc: RaftRpc::AppendEntries(_) | RaftRpc::Vote(_) | RaftRpc::InstallSnapshot(_),
+            ..
+        }) => RaftRpcReply::Malformed {
+            reason: "a Raft RPC must name its target node".into(),
+        },
         Ok(request) => match request.rpc {
             RaftRpc::AppendEntries(rpc) => {
                 RaftRpcReply::AppendEntries(raft.append_entries(rpc).await)
@@ -136,6 +170,9 @@ pub async fn serve_rpc(
             RaftRpc::AddObserver { node_id, node } => {
                 add_observer(raft, this_node, node_id, node).await
             }
+            RaftRpc::PromoteToVoter { node_id, node } => {
+                promote_to_voter(raft, this_node, node_id, node).await
+            }
         },
     };
     // Serializing openraft's plain data types cannot fail; a failure would be a bug worth a loud reply.
@@ -152,8 +189,33 @@ pub async fn serve_rpc(
     Ok(frame.freeze())
 }
 
-/// Adds a broker-only node as a learner, if this node leads the quorum. A voter's id is refused: openraft
-/// would otherwise take the new address for that voter.
+/// Logs why an RPC was refused, at most every few seconds: the sender retries twice a second.
+fn warn_rejected(reason: String) {
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+        *last = Some(std::time::Instant::now());
+        tracing::warn!("{reason}");
+    }
+}
+
+/// The reply of a node that does not lead the quorum to a request only the leader can answer.
+fn not_leader(metrics: &openraft::RaftMetrics<NodeId, ControllerNode>) -> RaftRpcReply {
+    let leader = metrics.current_leader;
+    RaftRpcReply::NotLeader {
+        leader,
+        address: leader.and_then(|l| {
+            metrics
+                .membership_config
+                .nodes()
+                .find(|(id, _)| **id == l)
+                .map(|(_, n)| n.clone())
+        }),
+    }
+}
+
+/// Adds a node that is not a voter as a learner, if this node leads the quorum. A voter's id is refused:
+/// openraft would otherwise take the new address for that voter.
 async fn add_observer(
     raft: &MetadataRaft,
     this_node: NodeId,
@@ -162,9 +224,7 @@ async fn add_observer(
 ) -> RaftRpcReply {
     let metrics = raft.metrics().borrow().clone();
     if metrics.current_leader != Some(this_node) {
-        return RaftRpcReply::NotLeader {
-            leader: metrics.current_leader,
-        };
+        return not_leader(&metrics);
     }
     if metrics
         .membership_config
@@ -172,8 +232,8 @@ async fn add_observer(
         .voter_ids()
         .any(|v| v == node_id)
     {
-        return RaftRpcReply::AddObserver(Err(format!(
-            "node {node_id} is a controller (a voter of the metadata quorum); a broker-only node needs its own node.id"
+        return RaftRpcReply::Membership(Err(format!(
+            "node {node_id} is a voter of the metadata quorum; another node needs its own node.id"
         )));
     }
     let known = metrics
@@ -181,56 +241,146 @@ async fn add_observer(
         .nodes()
         .any(|(id, n)| *id == node_id && *n == node);
     if known {
-        return RaftRpcReply::AddObserver(Ok(()));
+        return RaftRpcReply::Membership(Ok(()));
     }
     match raft.add_learner(node_id, node.clone(), false).await {
         Ok(_) => {
-            tracing::info!(node_id, address = %node, "broker-only node follows the metadata log");
-            RaftRpcReply::AddObserver(Ok(()))
+            tracing::info!(node_id, address = %node, "a new observer follows the metadata log");
+            RaftRpcReply::Membership(Ok(()))
         }
-        Err(e) => RaftRpcReply::AddObserver(Err(e.to_string())),
+        Err(e) => RaftRpcReply::Membership(Err(e.to_string())),
     }
 }
 
-/// Asks the voters, the active controller first once known, to replicate the metadata log to this
-/// broker-only node at `node` (its inter-broker listener). Errors say why no voter accepted.
-pub async fn join_as_observer(
-    voters: &std::collections::BTreeMap<NodeId, ControllerNode>,
+/// Makes an observer that has caught up with the committed log a voter, if this node leads the quorum
+/// (KIP-853's AddVoter, as a controller with `controller.quorum.auto.join.enable` asks for it). A node not
+/// yet following the log, or still behind, is told so and asks again later.
+async fn promote_to_voter(
+    raft: &MetadataRaft,
+    this_node: NodeId,
+    node_id: NodeId,
+    node: ControllerNode,
+) -> RaftRpcReply {
+    let metrics = raft.metrics().borrow().clone();
+    if metrics.current_leader != Some(this_node) {
+        return not_leader(&metrics);
+    }
+    let membership = metrics.membership_config.membership();
+    if membership.voter_ids().any(|v| v == node_id) {
+        return RaftRpcReply::Membership(Ok(()));
+    }
+    if !metrics
+        .membership_config
+        .nodes()
+        .any(|(id, n)| *id == node_id && *n == node)
+    {
+        return RaftRpcReply::Membership(Err(format!(
+            "node {node_id} at {node} does not follow the metadata log yet"
+        )));
+    }
+    let committed = metrics.last_applied.map(|l| l.index).unwrap_or(0);
+    let matched = metrics
+        .replication
+        .as_ref()
+        .and_then(|r| r.get(&node_id).cloned().flatten())
+        .map(|l| l.index);
+    if matched.is_none_or(|m| m < committed) {
+        // No positions in the text: the node logs each distinct answer once while it retries.
+        return RaftRpcReply::Membership(Err(format!(
+            "node {node_id} has not caught up with the committed metadata log yet"
+        )));
+    }
+    let voter = std::collections::BTreeSet::from([node_id]);
+    match raft
+        .change_membership(openraft::ChangeMembers::AddVoterIds(voter), true)
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(node_id, address = %node, "controller added as a voter of the metadata quorum");
+            RaftRpcReply::Membership(Ok(()))
+        }
+        Err(e) => RaftRpcReply::Membership(Err(e.to_string())),
+    }
+}
+
+/// A controller a node can ask to join the quorum: by id and address (`controller.quorum.voters`), or by
+/// address alone (`controller.quorum.bootstrap.servers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumContact {
+    pub node_id: Option<NodeId>,
+    pub address: String,
+}
+
+/// What a node asks of the quorum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinAs {
+    /// To be replicated to, as a learner (Kafka's observer).
+    Observer,
+    /// To vote, once it follows the log and has caught up.
+    Voter,
+}
+
+/// Asks the controllers in `contacts`, the active controller first once one names it, to make node
+/// `node_id` (reachable at `node`) an observer or a voter. Errors say why no controller accepted.
+pub async fn join_quorum(
+    contacts: &[QuorumContact],
+    cluster_id: &str,
     node_id: NodeId,
     node: &ControllerNode,
+    join_as: JoinAs,
 ) -> Result<(), String> {
-    let mut target = voters.keys().next().copied();
+    let mut target = contacts.first().cloned();
     let mut tried = std::collections::BTreeSet::new();
-    let mut last_error = String::from("no controller in controller.quorum.voters");
-    while let Some(voter) = target {
-        tried.insert(voter);
-        let Some(address) = voters.get(&voter) else {
-            break;
+    let mut last_error =
+        String::from("no controller to ask: set controller.quorum.bootstrap.servers");
+    while let Some(contact) = target {
+        tried.insert(contact.address.clone());
+        let mut connection = RpcConnection::new(contact.address.clone(), cluster_id);
+        let rpc = match join_as {
+            JoinAs::Observer => RaftRpc::AddObserver {
+                node_id,
+                node: node.clone(),
+            },
+            JoinAs::Voter => RaftRpc::PromoteToVoter {
+                node_id,
+                node: node.clone(),
+            },
         };
-        let mut client = ControllerClient {
-            target: voter,
-            connection: FramedConnection::new(address.to_string(), MAX_RAFT_FRAME),
-            next_correlation_id: 0,
-            reachable: None,
+        let next_untried = contacts
+            .iter()
+            .find(|c| !tried.contains(&c.address))
+            .cloned();
+        let who = match contact.node_id {
+            Some(id) => format!("controller {id} at {}", contact.address),
+            None => format!("controller at {}", contact.address),
         };
-        let rpc = RaftRpc::AddObserver {
-            node_id,
-            node: node.clone(),
-        };
-        let next_untried = voters.keys().copied().find(|v| !tried.contains(v));
-        target = match client
-            .exchange(rpc, &RPCOption::new(Duration::from_secs(10)))
+        target = match connection
+            .exchange(
+                contact.node_id,
+                rpc,
+                &RPCOption::new(Duration::from_secs(10)),
+            )
             .await
         {
-            Ok(RaftRpcReply::AddObserver(Ok(()))) => return Ok(()),
-            Ok(RaftRpcReply::AddObserver(Err(e))) => return Err(e),
-            Ok(RaftRpcReply::NotLeader { leader: Some(l) }) if !tried.contains(&l) => Some(l),
+            Ok(RaftRpcReply::Membership(result)) => return result,
+            Ok(RaftRpcReply::WrongCluster { cluster_id: theirs }) => {
+                return Err(format!(
+                    "{who} belongs to cluster {theirs}, this node to {cluster_id}: format this node with that cluster id"
+                ))
+            }
+            Ok(RaftRpcReply::NotLeader {
+                leader: Some(leader),
+                address: Some(address),
+            }) if !tried.contains(&address.to_string()) => Some(QuorumContact {
+                node_id: Some(leader),
+                address: address.to_string(),
+            }),
             Ok(other) => {
-                last_error = format!("controller {voter}: {other:?}");
+                last_error = format!("{who}: {other:?}");
                 next_untried
             }
             Err(e) => {
-                last_error = format!("controller {voter} at {address}: {e}");
+                last_error = format!("{who}: {e}");
                 next_untried
             }
         };
@@ -239,8 +389,11 @@ pub async fn join_as_observer(
 }
 
 /// Creates the clients openraft uses to reach the other controllers.
-#[derive(Debug, Clone, Default)]
-pub struct ControllerNetwork;
+#[derive(Debug, Clone)]
+pub struct ControllerNetwork {
+    /// This node's cluster id, sent with every RPC.
+    pub cluster_id: String,
+}
 
 impl RaftNetworkFactory<MetadataRaftConfig> for ControllerNetwork {
     type Network = ControllerClient;
@@ -249,55 +402,45 @@ impl RaftNetworkFactory<MetadataRaftConfig> for ControllerNetwork {
         // Connecting happens on first use: openraft creates clients for nodes that may be down.
         ControllerClient {
             target,
-            connection: FramedConnection::new(node.to_string(), MAX_RAFT_FRAME),
-            next_correlation_id: 0,
+            connection: RpcConnection::new(node.to_string(), &self.cluster_id),
             reachable: None,
         }
     }
 }
 
-/// One controller's connection to another; openraft drives it one RPC at a time.
-pub struct ControllerClient {
-    target: NodeId,
+/// A connection that carries Raft RPC frames, one exchange at a time.
+struct RpcConnection {
     connection: FramedConnection,
+    cluster_id: String,
     next_correlation_id: i32,
-    /// Whether the last RPC got through: a change is logged once, not every retry.
-    reachable: Option<bool>,
 }
 
-impl ControllerClient {
-    /// Sends `rpc` and waits for its reply within the RPC's time limit. Any transport failure drops the
-    /// connection (the next call reconnects) and reports the target unreachable, so openraft backs off.
-    async fn call(
-        &mut self,
-        rpc: RaftRpc,
-        option: &RPCOption,
-    ) -> Result<RaftRpcReply, Unreachable> {
-        let result = self.exchange(rpc, option).await;
-        let reachable = result.is_ok();
-        if self.reachable != Some(reachable) {
-            match &result {
-                Ok(_) => {
-                    tracing::info!(controller = self.target, address = %self.connection.address(), "controller reachable")
-                }
-                Err(e) => {
-                    tracing::warn!(controller = self.target, address = %self.connection.address(), error = %e, "controller unreachable")
-                }
-            }
-            self.reachable = Some(reachable);
+impl RpcConnection {
+    fn new(address: String, cluster_id: &str) -> RpcConnection {
+        RpcConnection {
+            connection: FramedConnection::new(address, MAX_RAFT_FRAME),
+            cluster_id: cluster_id.to_string(),
+            next_correlation_id: 0,
         }
-        result
     }
 
+    fn address(&self) -> &str {
+        self.connection.address()
+    }
+
+    /// Sends `rpc` for node `target` (None: whichever controller listens at this address) and waits for
+    /// the reply within the RPC's time limit.
     async fn exchange(
         &mut self,
+        target: Option<NodeId>,
         rpc: RaftRpc,
         option: &RPCOption,
     ) -> Result<RaftRpcReply, Unreachable> {
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
         let correlation_id = self.next_correlation_id;
         let body = serde_json::to_vec(&RaftRpcFrame {
-            target: self.target,
+            target,
+            cluster_id: self.cluster_id.clone(),
             rpc,
         })
         .map_err(|e| Unreachable::new(&e))?;
@@ -321,12 +464,52 @@ impl ControllerClient {
         }
         serde_json::from_slice(&reply[4..]).map_err(|e| Unreachable::new(&e))
     }
+}
+
+/// One controller's connection to another; openraft drives it one RPC at a time.
+pub struct ControllerClient {
+    target: NodeId,
+    connection: RpcConnection,
+    /// Whether the last RPC got through: a change is logged once, not every retry.
+    reachable: Option<bool>,
+}
+
+impl ControllerClient {
+    /// Sends `rpc` and waits for its reply within the RPC's time limit. Any transport failure drops the
+    /// connection (the next call reconnects) and reports the target unreachable, so openraft backs off.
+    async fn call(
+        &mut self,
+        rpc: RaftRpc,
+        option: &RPCOption,
+    ) -> Result<RaftRpcReply, Unreachable> {
+        let result = self
+            .connection
+            .exchange(Some(self.target), rpc, option)
+            .await;
+        let reachable = result.is_ok();
+        if self.reachable != Some(reachable) {
+            match &result {
+                Ok(_) => {
+                    tracing::info!(controller = self.target, address = %self.connection.address(), "controller reachable")
+                }
+                Err(e) => {
+                    tracing::warn!(controller = self.target, address = %self.connection.address(), error = %e, "controller unreachable")
+                }
+            }
+            self.reachable = Some(reachable);
+        }
+        result
+    }
 
     fn unexpected<E: std::error::Error>(&self, reply: RaftRpcReply) -> Rpc<E> {
         let what = match reply {
             RaftRpcReply::WrongNode { this_node } => format!(
                 "{} answered as node {this_node}, not node {}: check controller.quorum.voters",
                 self.connection.address(),
+                self.target
+            ),
+            RaftRpcReply::WrongCluster { cluster_id } => format!(
+                "controller {} belongs to cluster {cluster_id}, not to this node's",
                 self.target
             ),
             RaftRpcReply::Malformed { reason } => {

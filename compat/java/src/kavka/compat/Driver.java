@@ -28,6 +28,8 @@ import org.apache.kafka.clients.admin.ListTopicsOptions;
 import org.apache.kafka.clients.admin.MemberDescription;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.admin.QuorumInfo;
+import org.apache.kafka.clients.admin.RaftVoterEndpoint;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
@@ -59,8 +61,8 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * One JVM then serves a whole test, which keeps the suite fast.
  *
  * <p>Commands: produce, consume, consumer-start, consumer-stop, consumer-state, create-topics,
- * delete-topics, list-topics, describe-topics, describe-cluster, end-offsets, list-groups,
- * describe-groups, list-group-offsets, delete-groups. See {@link #run}.
+ * delete-topics, list-topics, describe-topics, describe-cluster, describe-quorum, end-offsets,
+ * list-groups, describe-groups, list-group-offsets, delete-groups. See {@link #run}.
  */
 public final class Driver {
     private static final PrintStream OUT =
@@ -231,6 +233,7 @@ public final class Driver {
             case "list-topics": return listTopics(o);
             case "describe-topics": return describeTopics(o);
             case "describe-cluster": return describeCluster();
+            case "describe-quorum": return describeQuorum();
             case "end-offsets": return endOffsets(o);
             case "list-groups": return listGroups();
             case "describe-groups": return describeGroups(o);
@@ -591,6 +594,39 @@ public final class Driver {
         Node controller = r.controller().get(30, TimeUnit.SECONDS);
         return Json.obj("cluster_id", r.clusterId().get(30, TimeUnit.SECONDS), "nodes", nodes,
                 "controller", controller == null ? null : controller.id());
+    }
+
+    /**
+     * describe-quorum: Admin.describeMetadataQuorum(). Replies with the leader, its epoch, the high
+     * watermark, the voters and observers (id, log end offset, timestamps or null when unknown) and
+     * each voter's endpoints as [name, host, port].
+     */
+    Map<String, Object> describeQuorum() throws Exception {
+        QuorumInfo q = admin().describeMetadataQuorum().quorumInfo().get(30, TimeUnit.SECONDS);
+        Map<String, Object> nodes = new TreeMap<>();
+        q.nodes().forEach((id, n) -> {
+            List<Object> endpoints = new ArrayList<>();
+            for (RaftVoterEndpoint e : n.endpoints()) {
+                endpoints.add(Arrays.asList(e.name(), e.host(), e.port()));
+            }
+            nodes.put(String.valueOf(id), endpoints);
+        });
+        return Json.obj("leader_id", q.leaderId(), "leader_epoch", q.leaderEpoch(),
+                "high_watermark", q.highWatermark(), "voters", replicaStates(q.voters()),
+                "observers", replicaStates(q.observers()), "nodes", nodes);
+    }
+
+    static List<Object> replicaStates(List<QuorumInfo.ReplicaState> states) {
+        List<Object> out = new ArrayList<>();
+        for (QuorumInfo.ReplicaState r : states) {
+            out.add(Json.obj("id", r.replicaId(), "directory_id", r.replicaDirectoryId().toString(),
+                    "log_end_offset", r.logEndOffset(),
+                    "last_fetch_timestamp", r.lastFetchTimestamp().isPresent()
+                            ? r.lastFetchTimestamp().getAsLong() : null,
+                    "last_caught_up_timestamp", r.lastCaughtUpTimestamp().isPresent()
+                            ? r.lastCaughtUpTimestamp().getAsLong() : null));
+        }
+        return out;
     }
 
     /** end-offsets --topic T --partitions N: the latest offset of each partition. */
