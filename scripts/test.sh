@@ -49,7 +49,7 @@ EXTRA_SUITES=(
 )
 
 DEBIAN_PACKAGES=(build-essential pkg-config cmake libcurl4-openssl-dev libssl-dev zlib1g-dev
-                 libzstd-dev kcat openjdk-17-jdk-headless rapidjson-dev)
+                 libzstd-dev kcat openjdk-17-jdk-headless rapidjson-dev tcpdump)
 
 # ---------------------------------------------------------------- step bookkeeping
 declare -a RESULTS=()

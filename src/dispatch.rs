@@ -535,6 +535,7 @@ mod tests {
             crate::controller::quorum::MetadataQuorum::start(
                 dir.path(),
                 "test-cluster",
+                None,
                 0,
                 [(0, Default::default())].into(),
                 crate::controller::quorum::QuorumTiming {
@@ -583,12 +584,14 @@ mod tests {
             serving_clients: std::sync::atomic::AtomicBool::new(true),
             effective: Arc::new(std::sync::RwLock::new(Arc::new(broker_config.clone()))),
             published_broker_configs: Default::default(),
+            tls: Default::default(),
         };
         let conn = ConnectionContext {
             peer: "127.0.0.1:1".parse().expect("addr"),
             listener_name: "PLAINTEXT".into(),
             advertised: Arc::new(("127.0.0.1".into(), 9092)),
             is_controller_listener: false,
+            principal: crate::security::principal::ANONYMOUS.into(),
         };
         for (key, min, max) in SUPPORTED_APIS {
             let min = if *key == ApiKey::Produce {

@@ -5,6 +5,7 @@
 //! replicas hosted here) -> `kavka_storage` (the partition log on disk). [`metadata`] (the record log, image
 //! and controller) stands beside them and knows nothing of storage or the network.
 
+pub mod certs;
 pub mod cluster;
 pub mod controller;
 pub mod coordinator;
@@ -14,5 +15,6 @@ pub mod meta_properties;
 pub mod metadata;
 pub mod network;
 pub mod replica;
+pub mod security;
 pub mod server;
 pub mod storage_format;

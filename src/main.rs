@@ -28,6 +28,74 @@ enum Command {
     /// Prepare log directories before a node's first start (Kafka's kafka-storage tool).
     #[command(subcommand)]
     Storage(StorageCommand),
+    /// Create the certificates of a TLS-secured cluster: a CA, node and client certificates with their
+    /// PKCS#12 keystores, a truststore, and ready-to-use client property files (no openssl or keytool
+    /// needed). Subjects are CN=<name>,O=Kavka; a client's mTLS principal is User:CN=<name>,O=Kavka.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Create the cluster's CA: ca.pem, ca-key.pem, and truststore.p12 (the CA as a trusted entry; its
+    /// password in truststore.password unless --password is given). Valid for 10 years.
+    Ca(CertsCommonArgs),
+    /// Issue a node (broker/controller) certificate signed by the CA, for TLS server and client use:
+    /// <name>.pem (leaf then CA), <name>-key.pem (PKCS#8), <name>.p12 (key and chain).
+    Node(CertsNodeArgs),
+    /// Issue a client certificate signed by the CA, with <name>.pem, <name>-key.pem, <name>.p12 and the
+    /// property files <name>-client-ssl.properties (Java clients and Kafka's tools) and
+    /// <name>-librdkafka.properties.
+    Client(CertsClientArgs),
+}
+
+#[derive(clap::Args)]
+struct CertsCommonArgs {
+    /// Directory the files are written to; `node` and `client` read the CA from it too.
+    #[arg(long, value_name = "DIR", default_value = kavka::certs::DEFAULT_DIR)]
+    out: PathBuf,
+    /// Password of the keystore (and, for `ca`, the truststore). Default: a generated one, written to
+    /// DIR/<name>.password (DIR/truststore.password for the truststore).
+    #[arg(long, value_name = "P")]
+    password: Option<String>,
+    /// Replace an existing CA or certificate of the same name.
+    #[arg(long)]
+    force: bool,
+}
+
+impl CertsCommonArgs {
+    fn options(&self) -> kavka::certs::Options {
+        kavka::certs::Options {
+            dir: self.out.clone(),
+            password: self.password.clone(),
+            force: self.force,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct CertsNodeArgs {
+    /// The node's name: the certificate's CN and the files' base name.
+    #[arg(long, value_name = "NAME")]
+    name: String,
+    /// A DNS name the node's listeners are reached by (repeatable). Default, when neither --dns nor --ip
+    /// is given: the node's name.
+    #[arg(long = "dns", value_name = "HOST")]
+    dns: Vec<String>,
+    /// An IP address the node's listeners are reached by (repeatable).
+    #[arg(long = "ip", value_name = "ADDR")]
+    ips: Vec<std::net::IpAddr>,
+    #[command(flatten)]
+    common: CertsCommonArgs,
+}
+
+#[derive(clap::Args)]
+struct CertsClientArgs {
+    /// The client's name: the certificate's CN and the files' base name.
+    #[arg(long, value_name = "NAME")]
+    name: String,
+    #[command(flatten)]
+    common: CertsCommonArgs,
 }
 
 #[derive(Subcommand)]
@@ -70,7 +138,8 @@ struct FormatArgs {
 #[derive(Subcommand)]
 enum ClusterCommand {
     /// Start N combined broker+controller nodes on 127.0.0.1, each its own process, and supervise
-    /// them until Ctrl-C or SIGTERM. Prints `bootstrap.servers=...` on stdout once every node is ready.
+    /// them until Ctrl-C or SIGTERM. Prints `bootstrap.servers=...` on stdout once every node is ready
+    /// (with --secure, then one `client properties (...): FILE` line per client property file).
     Up(ClusterUpArgs),
 }
 
@@ -91,6 +160,12 @@ struct ClusterUpArgs {
     /// How long every node has to answer a Metadata request listing all nodes.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     ready_timeout_secs: u64,
+    /// Mutual TLS on every listener (clients, inter-broker, controller): certificates in DIR/certs,
+    /// created with `kavka certs` when missing (a CA, node-<i> per node, client `admin`) and reused
+    /// otherwise. A directory created with --secure must always be started with it, and one created
+    /// without it never.
+    #[arg(long)]
+    secure: bool,
 }
 
 #[derive(clap::Args)]
@@ -132,6 +207,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Storage(StorageCommand::Format(args)) => exit_with(run_format(args)),
+        Command::Certs(command) => exit_with(run_certs(command)),
     }
 }
 
@@ -171,6 +247,25 @@ fn run_format(args: FormatArgs) -> anyhow::Result<()> {
     }
     for dir in formatted {
         println!("Formatted {}", dir.display());
+    }
+    Ok(())
+}
+
+fn run_certs(command: CertsCommand) -> anyhow::Result<()> {
+    use kavka::certs::{self, FileEvent};
+    let mut report = |event: FileEvent<'_>| println!("{event}");
+    match command {
+        CertsCommand::Ca(args) => certs::create_ca(&args.options(), &mut report)?,
+        CertsCommand::Node(args) => certs::create_node(
+            &args.common.options(),
+            &args.name,
+            &args.dns,
+            &args.ips,
+            &mut report,
+        )?,
+        CertsCommand::Client(args) => {
+            certs::create_client(&args.common.options(), &args.name, &mut report)?
+        }
     }
     Ok(())
 }
@@ -243,7 +338,8 @@ fn run_cluster_up(args: ClusterUpArgs) -> anyhow::Result<()> {
     // Absolute, because the directory is written into every node's log.dirs and restart hints.
     let dir = std::path::absolute(&args.dir)
         .with_context(|| format!("cannot resolve {}", args.dir.display()))?;
-    let layout = ClusterLayout::new(args.nodes, &dir, args.base_port, args.controller_base_port)?;
+    let layout = ClusterLayout::new(args.nodes, &dir, args.base_port, args.controller_base_port)?
+        .with_tls(args.secure);
     let exe = std::env::current_exe().context("cannot find the kavka executable")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -282,7 +378,12 @@ fn run_cluster_up(args: ClusterUpArgs) -> anyhow::Result<()> {
         {
             let mut out = std::io::stdout().lock();
             writeln!(out, "bootstrap.servers={}", cluster.bootstrap_servers())
-                .and_then(|_| out.flush())
+                .and_then(|_| {
+                    for (what, path) in cluster.client_property_files() {
+                        writeln!(out, "client properties ({what}): {}", path.display())?;
+                    }
+                    out.flush()
+                })
                 .context("cannot write to stdout")?;
         }
         eprintln!("{}", cluster.hints());

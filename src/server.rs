@@ -30,7 +30,7 @@ use crate::metadata::{
     BrokerEndpoint, Controller, ControllerError, MetadataError, MetadataImage, NewTopic,
     TopicDefaults,
 };
-use crate::network::{bind_listeners, run_listener};
+use crate::network::{bind_listeners, is_tls, run_listener, NodeTls};
 use crate::replica::ReplicaManager;
 use crate::storage_format;
 
@@ -88,6 +88,8 @@ pub struct Broker {
     pub effective: EffectiveConfig,
     /// What the image publisher last made of the dynamic broker configuration.
     pub(crate) published_broker_configs: Arc<std::sync::Mutex<Option<BrokerConfigs>>>,
+    /// TLS of the node's SSL listeners and of its connections to other nodes' SSL listeners.
+    pub tls: Arc<NodeTls>,
 }
 
 /// The broker configuration in force, replaced when dynamic configuration changes.
@@ -438,6 +440,37 @@ async fn image_publisher(
     }
 }
 
+/// The TLS settings of the node's SSL listeners, after checking what this build serves: serving a SASL
+/// listener as plaintext would be silently insecure.
+fn load_tls(config: &BrokerConfig) -> Result<NodeTls, StartupError> {
+    use kavka_config::SecurityProtocol;
+    if let Some(listener) = config.listeners.iter().find(|l| {
+        matches!(
+            l.security_protocol,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }) {
+        return Err(StartupError::Config(format!(
+            "listener {} uses security protocol {}, which Kavka does not serve yet: use PLAINTEXT or SSL",
+            listener.name,
+            listener.security_protocol.as_str()
+        )));
+    }
+    // The active controller sends the metadata log to a broker-only node's inter-broker listener with the
+    // controller listener's TLS settings.
+    if !config.is_controller() {
+        if let Some(controller) = config.controller_listener_names.first() {
+            let inter_broker = &config.inter_broker_listener_name;
+            if is_tls(config, controller) != is_tls(config, inter_broker) {
+                return Err(StartupError::Config(format!(
+                    "a broker-only node receives the metadata log on its inter-broker listener {inter_broker}, so it must use TLS exactly when the controller listener {controller} does"
+                )));
+            }
+        }
+    }
+    NodeTls::load(config).map_err(|e| StartupError::Config(e.to_string()))
+}
+
 /// How this node takes part in the metadata quorum.
 struct QuorumPlan {
     /// The voters a pristine log is initialized with when this node is one of them: `controller.quorum.voters`,
@@ -558,18 +591,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), StartupError> {
     let config = Arc::new(config);
-    // Serving an SSL or SASL listener as plaintext would be silently insecure.
-    if let Some(listener) = config
-        .listeners
-        .iter()
-        .find(|l| l.security_protocol != kavka_config::SecurityProtocol::Plaintext)
-    {
-        return Err(StartupError::Config(format!(
-            "listener {} uses security protocol {}, which Kavka does not serve yet: only PLAINTEXT listeners work",
-            listener.name,
-            listener.security_protocol.as_str()
-        )));
-    }
+    let tls = Arc::new(load_tls(&config)?);
     let node_id = config.node_id;
     let log_dirs: Vec<PathBuf> = config.log_dirs.iter().map(PathBuf::from).collect();
     let first_dir = log_dirs
@@ -603,6 +625,10 @@ pub async fn run(
         MetadataQuorum::start(
             &first_dir,
             &cluster_id,
+            config
+                .controller_listener_names
+                .first()
+                .and_then(|name| tls.listener(name)),
             node_id as u64,
             plan.initial_voters.clone(),
             QuorumTiming {
@@ -625,7 +651,7 @@ pub async fn run(
     ));
     let effective = Arc::new(effective_config(&config, &quorum.image(), node_id));
     let replicas = Arc::new(ReplicaManager::new(node_id, effective.clone()));
-    let (controller_listeners, client_listeners): (Vec<_>, Vec<_>) = bind_listeners(&config)
+    let (controller_listeners, client_listeners): (Vec<_>, Vec<_>) = bind_listeners(&config, &tls)
         .await?
         .into_iter()
         .partition(|l| l.is_controller);
@@ -666,6 +692,7 @@ pub async fn run(
         serving_clients: std::sync::atomic::AtomicBool::new(false),
         effective: Arc::new(std::sync::RwLock::new(effective)),
         published_broker_configs: Arc::new(std::sync::Mutex::new(None)),
+        tls: tls.clone(),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -692,6 +719,7 @@ pub async fn run(
             shutdown_rx.clone(),
         )));
     }
+    tasks.push(tokio::spawn(tls.clone().watch(shutdown_rx.clone())));
     let mut shutdown = std::pin::pin!(shutdown);
     let catch_up = async {
         // Configuration validation guarantees a broker-only node's inter-broker listener exists.
@@ -704,21 +732,22 @@ pub async fn run(
         };
         if let Some(address) = &observer_address {
             join_quorum_as(
+                &quorum,
                 &plan.contacts,
                 &cluster_id,
-                node_id as u64,
                 address,
                 JoinAs::Observer,
             )
             .await;
             if plan.joining_controller_address.is_some() {
                 if config.controller_quorum_auto_join_enable {
-                    tokio::spawn(become_voter(
-                        quorum.clone(),
-                        plan.contacts.clone(),
-                        cluster_id.clone(),
-                        address.clone(),
-                    ));
+                    // KIP-853's auto-join: the active controller promotes it once it has caught up.
+                    let (quorum, contacts) = (quorum.clone(), plan.contacts.clone());
+                    let (cluster_id, address) = (cluster_id.clone(), address.clone());
+                    tokio::spawn(async move {
+                        join_quorum_as(&quorum, &contacts, &cluster_id, &address, JoinAs::Voter)
+                            .await
+                    });
                 } else {
                     tracing::info!(
                         "this controller follows the metadata log as an observer and does not vote: controller.quorum.auto.join.enable is false"
@@ -941,15 +970,16 @@ async fn rebalance_leaders(broker: Arc<Broker>, shutdown: watch::Receiver<bool>)
 /// A node that is not a voter asks the controllers to make it an observer (replicate the metadata log to
 /// it) or a voter, until one accepts.
 async fn join_quorum_as(
+    quorum: &MetadataQuorum,
     contacts: &[QuorumContact],
     cluster_id: &str,
-    node_id: u64,
     address: &ControllerNode,
     join_as: JoinAs,
 ) {
     let mut logged = None;
+    let (node_id, tls) = (quorum.node_id(), quorum.controller_tls());
     loop {
-        match join_quorum(contacts, cluster_id, node_id, address, join_as).await {
+        match join_quorum(contacts, cluster_id, tls.clone(), node_id, address, join_as).await {
             Ok(()) => {
                 match join_as {
                     JoinAs::Observer => {
@@ -970,24 +1000,6 @@ async fn join_quorum_as(
             }
         }
     }
-}
-
-/// KIP-853's auto-join: a controller of a dynamic quorum that follows the log as an observer asks the active
-/// controller to make it a voter; the active controller agrees once it has caught up.
-async fn become_voter(
-    quorum: Arc<MetadataQuorum>,
-    contacts: Vec<QuorumContact>,
-    cluster_id: String,
-    address: ControllerNode,
-) {
-    join_quorum_as(
-        &contacts,
-        &cluster_id,
-        quorum.node_id(),
-        &address,
-        JoinAs::Voter,
-    )
-    .await;
 }
 
 /// Waits, before clients are served, until this node knows the active controller and has applied the

@@ -53,14 +53,18 @@ class JavaError(AssertionError):
 class JavaClient:
     """One `Driver repl` JVM talking to one bootstrap address."""
 
-    def __init__(self, classpath: str, bootstrap: str, log_path: Path, log_level: str = "warn"):
+    def __init__(self, classpath: str, bootstrap: str, log_path: Path, log_level: str = "warn",
+                 client_config: Path | None = None):
+        """client_config: a Java properties file (e.g. `kavka certs`' <name>-client-ssl.properties)
+        whose entries the driver adds to every client it creates (`--client-config`)."""
         self.bootstrap = bootstrap
         self.log_path = log_path
         self._log = open(log_path, "ab")
+        extra = ["--client-config", str(client_config)] if client_config is not None else []
         self.proc = subprocess.Popen(
             ["java", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k",
              f"-Dkavka.log.level={log_level}", "-cp", classpath,
-             "kavka.compat.Driver", "repl", "--bootstrap", bootstrap],
+             "kavka.compat.Driver", "repl", "--bootstrap", bootstrap, *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
             text=True, bufsize=1)
         self._lines: queue.Queue = queue.Queue()
@@ -181,13 +185,17 @@ class JavaClient:
 
 @pytest.fixture
 def java(request, java_classpath, tmp_path):
-    """java(broker) -> a JavaClient session for that broker; all closed after the test."""
+    """java(broker) -> a JavaClient session for that broker; all closed after the test.
+    client_config: a properties file added to every client's settings (TLS, timeouts);
+    bootstrap: another address of the broker than broker.bootstrap (e.g. localhost:PORT)."""
     started: list[JavaClient] = []
     request.node._kavka_java = started
 
-    def make(broker, log_level: str = "warn") -> JavaClient:
-        c = JavaClient(java_classpath, broker.bootstrap, tmp_path / f"java{len(started)}.log",
-                       log_level=log_level)
+    def make(broker, log_level: str = "warn", client_config: Path | None = None,
+             bootstrap: str | None = None) -> JavaClient:
+        c = JavaClient(java_classpath, bootstrap or broker.bootstrap,
+                       tmp_path / f"java{len(started)}.log", log_level=log_level,
+                       client_config=client_config)
         started.append(c)
         return c
 

@@ -9,10 +9,14 @@ skip while the broker does not advertise that API.
 from __future__ import annotations
 
 import struct
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
+from conftest import GROUP_OVERRIDES
+from kavka_harness import free_port
 from rawkafka import Conn, fetch_v4
 
 CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
@@ -512,3 +516,151 @@ def test_kip848_gate_matches_client_behaviour(gbroker, java, topic):
     r = j.call("consume", topic=topic, group="g-unsupported", protocol="consumer", count=1,
                timeout=10, check=False)
     assert not r["ok"] and "UnsupportedVersion" in r["error"], r
+
+
+# ---------------------------------------------------------------- TLS: mTLS with `kavka certs`
+
+# Client settings added to the property files of the refused cases: an authentication failure
+# must surface as an error well within these, never as a hang.
+BOUNDED_CLIENT_TIMEOUTS = {"max.block.ms": "15000", "default.api.timeout.ms": "15000",
+                           "request.timeout.ms": "10000", "socket.connection.setup.timeout.ms": "5000",
+                           "socket.connection.setup.timeout.max.ms": "5000",
+                           "reconnect.backoff.max.ms": "1000"}
+
+
+def kavka_certs(kavka_bin: Path, out: Path, *args: str) -> None:
+    r = subprocess.run([str(kavka_bin), "certs", *args, "--out", str(out)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"kavka certs {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    """A Java properties file as written by `kavka certs` (key=value lines, # comments)."""
+    out = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "!")):
+            k, _, v = line.partition("=")
+            out[k.strip()] = v.strip()
+    return out
+
+
+def write_properties(path: Path, props: dict[str, str]) -> Path:
+    path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+    return path
+
+
+@pytest.fixture
+def certs(kavka_bin, tmp_path) -> Path:
+    """`kavka certs` output: the CA and truststore, node n1 for 127.0.0.1 and localhost, client
+    alice (keystore alice.p12 and alice-client-ssl.properties)."""
+    d = tmp_path / "certs"
+    kavka_certs(kavka_bin, d, "ca")
+    kavka_certs(kavka_bin, d, "node", "--name", "n1", "--ip", "127.0.0.1", "--dns", "localhost")
+    kavka_certs(kavka_bin, d, "client", "--name", "alice")
+    for f in ("ca.pem", "truststore.p12", "truststore.password", "n1.p12", "n1.password",
+              "alice.p12", "alice.password", "alice-client-ssl.properties"):
+        assert (d / f).is_file(), f"kavka certs did not write {f}"
+    return d
+
+
+def ssl_broker(broker_factory, certs: Path, node: str = "n1", client_auth: str = "required"):
+    """A single node whose only listener is SSL with the node's PKCS12 keystore and the
+    `kavka certs` truststore."""
+    port = free_port()
+    node_password = (certs / f"{node}.password").read_text().strip()
+    return broker_factory(port=port, **GROUP_OVERRIDES, **{
+        "listeners": f"SSL://127.0.0.1:{port}",
+        "ssl.client.auth": client_auth,
+        "ssl.keystore.type": "PKCS12",
+        "ssl.keystore.location": str(certs / f"{node}.p12"),
+        "ssl.keystore.password": node_password,
+        "ssl.key.password": node_password,
+        "ssl.truststore.type": "PKCS12",
+        "ssl.truststore.location": str(certs / "truststore.p12"),
+        "ssl.truststore.password": (certs / "truststore.password").read_text().strip(),
+    })
+
+
+def assert_refused(j, topic: str, error_class: str = "SslAuthenticationException",
+                   bound_s: float = 30) -> list[dict]:
+    """A producer and an admin call both fail with error_class, each within bound_s."""
+    replies = []
+    for cmd, opts in (("produce", {"topic": topic, "count": 1}), ("list-topics", {})):
+        t0 = time.monotonic()
+        r = j.call(cmd, timeout=bound_s + 30, check=False, **opts)
+        elapsed = time.monotonic() - t0
+        assert not r["ok"], f"{cmd} succeeded without valid TLS credentials: {r}"
+        assert r["error_class"] == error_class, r
+        assert elapsed < bound_s, f"{cmd} took {elapsed:.1f}s to fail: {r}"
+        replies.append(r)
+    return replies
+
+
+def test_mtls_pkcs12_produce_consume(certs, broker_factory, java, topic):
+    """The issue's test: the Java client connects over mTLS (ssl.client.auth=required) with the
+    PKCS12 keystore and truststore from `kavka certs`, using <client>-client-ssl.properties
+    as written, with Java's default host name verification (https), and produces and consumes."""
+    props_path = certs / "alice-client-ssl.properties"
+    props = read_properties(props_path)
+    assert props["security.protocol"] == "SSL", props
+    assert props["ssl.keystore.type"] == props["ssl.truststore.type"] == "PKCS12", props
+    assert Path(props["ssl.keystore.location"]) == certs / "alice.p12", props
+    assert Path(props["ssl.truststore.location"]) == certs / "truststore.p12", props
+    # Not overridden: the client keeps ssl.endpoint.identification.algorithm=https.
+    assert "ssl.endpoint.identification.algorithm" not in props, props
+
+    b = ssl_broker(broker_factory, certs)
+    j = java(b, client_config=props_path)
+    create_topic(j, topic, 2)
+    produce_per_partition(j, topic, 2, 5, "s")
+    r = j.call("consume", topic=topic, group="g-mtls", count=10, timeout=30)
+    assert not r["timed_out"], r
+    assert keyset(r["records"]) == expected_keyset(2, 5, "s"), r
+    assert committed(j, "g-mtls") == {0: 5, 1: 5}
+    c = j.call("describe-cluster")
+    assert [(n["host"], n["port"]) for n in c["nodes"]] == [("127.0.0.1", b.port)], c
+
+    # The same files through the DNS name in the node's certificate.
+    j2 = java(b, client_config=props_path, bootstrap=f"localhost:{b.port}")
+    r = j2.call("consume", topic=topic, group="g-mtls-localhost", count=10, timeout=30)
+    assert keyset(r["records"]) == expected_keyset(2, 5, "s"), r
+    # (The harness's start-up probe, a bare TCP connect, shows as "tls handshake eof".)
+    failed = [line for line in b.log_text().splitlines()
+              if "TLS handshake failed" in line and "tls handshake eof" not in line]
+    assert not failed, failed
+
+
+def test_mtls_client_without_keystore_is_refused(certs, broker_factory, java, topic, tmp_path):
+    """The same client without its keystore (truststore only): the broker requires a client
+    certificate, so the handshake fails and the client reports SslAuthenticationException
+    promptly (bounded client timeouts), for the producer and the admin client alike."""
+    props = read_properties(certs / "alice-client-ssl.properties")
+    no_keystore = {k: v for k, v in props.items()
+                   if not k.startswith("ssl.keystore.") and k != "ssl.key.password"}
+    assert no_keystore["ssl.truststore.location"] and "ssl.keystore.location" not in no_keystore
+    path = write_properties(tmp_path / "no-keystore.properties",
+                            {**no_keystore, **BOUNDED_CLIENT_TIMEOUTS})
+    b = ssl_broker(broker_factory, certs)
+    j = java(b, client_config=path)
+    assert_refused(j, topic)
+    refused = [line for line in b.log_text().splitlines()
+               if "TLS handshake failed" in line and "no certificates" in line]
+    assert refused, b.log_tail(4000)
+
+
+def test_tls_host_name_verification_is_on(certs, kavka_bin, broker_factory, java, topic, tmp_path):
+    """A node certificate whose names do not include the address the client dials
+    (127.0.0.1): with the properties file as written (Java's default
+    ssl.endpoint.identification.algorithm=https) the client refuses the broker."""
+    kavka_certs(kavka_bin, certs, "node", "--name", "elsewhere", "--dns", "elsewhere.invalid")
+    props = read_properties(certs / "alice-client-ssl.properties")
+    path = write_properties(tmp_path / "alice-bounded.properties", {**props, **BOUNDED_CLIENT_TIMEOUTS})
+    b = ssl_broker(broker_factory, certs, node="elsewhere")
+    j = java(b, client_config=path)
+    assert_refused(j, topic)
+    # The client's reason (logged with the SslAuthenticationException's cause), and the broker's.
+    java_log = j.log_path.read_text(errors="replace")
+    assert "No subject alternative names matching IP address 127.0.0.1" in java_log, java_log[-4000:]
+    assert "CertificateUnknown" in b.log_text(), b.log_tail(4000)
+

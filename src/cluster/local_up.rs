@@ -6,6 +6,14 @@
 //! every node, as `kafka-storage format --cluster-id` would write it), `kavka.log` (the process's stdout
 //! and stderr, appended) and `pid`.
 //!
+//! With `--secure` ([`ClusterLayout::with_tls`]) every listener is SSL with `ssl.client.auth=required`
+//! (mutual TLS on client, inter-broker and controller traffic). The certificates live in `DIR/certs/`,
+//! made with the `kavka certs` library ([`crate::certs`]) when missing and reused otherwise: the CA,
+//! `node-<i>` per node (SANs `127.0.0.1` and `localhost`, also its client certificate towards the other
+//! nodes) and the client [`ADMIN_CLIENT`], whose property files are printed for clients and whose
+//! certificate the readiness probe presents. A directory is either secure or not: starting it the other
+//! way is refused ([`ClusterUpError::SecurityMismatch`]).
+//!
 //! The pure parts (port layout, `server.properties` text, `meta.properties` reconciliation, the readiness
 //! probe's wire format and condition) are free functions and types with unit tests; [`LocalCluster`] is the
 //! thin process-handling layer on top of them.
@@ -24,6 +32,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use kavka_config::{BrokerConfig, ConfigError, SecurityProtocol};
+use std::sync::Arc;
+
+use crate::certs::CertsError;
 
 use crate::meta_properties::{parse_meta_properties, render_meta_properties};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,6 +51,13 @@ const PROBE_MAX_FRAME: usize = 1 << 20;
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How many trailing lines of a node's log an error quotes.
 const LOG_TAIL_LINES: usize = 10;
+/// The subdirectory of the cluster directory that holds a secure cluster's certificates.
+pub const CERTS_DIR: &str = "certs";
+/// The client certificate a secure cluster is created with: the printed client property files are its,
+/// and the readiness probe presents it.
+pub const ADMIN_CLIENT: &str = "admin";
+/// The name of a TLS listener of a secure cluster, for clients and between brokers.
+const SSL_LISTENER: &str = "SSL";
 
 /// Why `kavka cluster up` could not start or run the cluster.
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +168,30 @@ pub enum ClusterUpError {
         /// The last lines of that log.
         tail: String,
     },
+    /// The cluster directory was created secure and started plain, or the reverse.
+    #[error("{path}: {}", describe_mismatch(*created_secure))]
+    SecurityMismatch {
+        /// The `server.properties` that says how the directory was created.
+        path: PathBuf,
+        /// Whether it was created with `--secure`.
+        created_secure: bool,
+    },
+    /// The certificates of a secure cluster cannot be created or read.
+    #[error("certificates in {}: {error}", dir.display())]
+    Certs {
+        /// `DIR/certs`.
+        dir: PathBuf,
+        /// What went wrong.
+        error: CertsError,
+    },
+    /// The readiness probe's TLS client cannot be built from the admin client's settings.
+    #[error("{path}: cannot build the readiness probe's TLS client: {reason}")]
+    ProbeTls {
+        /// The admin client's Java property file the settings come from.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The readiness timeout passed with some nodes not ready.
     #[error("cluster not ready within {}s:\n{}", timeout.as_secs(), describe_not_ready(not_ready))]
     NotReady {
@@ -186,6 +228,16 @@ fn describe_not_ready(nodes: &[NotReadyNode]) -> String {
         .join("\n")
 }
 
+fn describe_mismatch(created_secure: bool) -> &'static str {
+    if created_secure {
+        "this cluster directory was created with --secure (its client listener is SSL); start it \
+         with --secure, or use another --dir for a plaintext cluster"
+    } else {
+        "this cluster directory was created without --secure (its client listener is PLAINTEXT); \
+         start it without --secure, or use another --dir for a secure cluster"
+    }
+}
+
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ClusterUpError + '_ {
     move |error| ClusterUpError::Io {
         path: path.to_path_buf(),
@@ -201,7 +253,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ClusterUpError + '_ {
 pub struct NodeLayout {
     /// `node.id` (1-based).
     pub node_id: i32,
-    /// The client (PLAINTEXT) port.
+    /// The client (PLAINTEXT, or SSL when secure) port.
     pub client_port: u16,
     /// The controller (CONTROLLER) port.
     pub controller_port: u16,
@@ -238,6 +290,21 @@ pub struct ClusterLayout {
     pub dir: PathBuf,
     /// Nodes 1..=N, in order.
     pub nodes: Vec<NodeLayout>,
+    /// Mutual TLS on every listener (`--secure`).
+    pub secure: bool,
+}
+
+/// The TLS files one node of a secure cluster uses, as its `server.properties` names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeTlsFiles {
+    /// The node's PKCS#12 key store (`DIR/certs/node-<i>.p12`).
+    pub keystore: PathBuf,
+    /// Its password.
+    pub keystore_password: String,
+    /// The cluster's PKCS#12 trust store (`DIR/certs/truststore.p12`).
+    pub truststore: PathBuf,
+    /// Its password.
+    pub truststore_password: String,
 }
 
 impl ClusterLayout {
@@ -313,6 +380,63 @@ impl ClusterLayout {
         Ok(ClusterLayout {
             dir: dir.to_path_buf(),
             nodes,
+            secure: false,
+        })
+    }
+
+    /// The same layout with mutual TLS on every listener (`secure`), or without.
+    pub fn with_tls(mut self, secure: bool) -> ClusterLayout {
+        self.secure = secure;
+        self
+    }
+
+    /// `DIR/certs`, where a secure cluster's certificates live.
+    pub fn certs_dir(&self) -> PathBuf {
+        self.dir.join(CERTS_DIR)
+    }
+
+    /// The name of node `node_id`'s certificate (its CN and files' base name): `node-<id>`.
+    pub fn node_cert_name(node_id: i32) -> String {
+        format!("node-{node_id}")
+    }
+
+    /// The client property files of [`ADMIN_CLIENT`] for a secure cluster, each with what it is for:
+    /// librdkafka's (`kcat -F`) and the Java client's. Empty when not secure.
+    pub fn client_property_files(&self) -> Vec<(&'static str, PathBuf)> {
+        if !self.secure {
+            return Vec::new();
+        }
+        let certs = self.certs_dir();
+        vec![
+            (
+                "librdkafka, kcat -F",
+                certs.join(format!("{ADMIN_CLIENT}-librdkafka.properties")),
+            ),
+            (
+                "Java",
+                certs.join(format!("{ADMIN_CLIENT}-client-ssl.properties")),
+            ),
+        ]
+    }
+
+    /// The TLS files node `node_id` of a secure cluster uses, with the passwords read from the
+    /// `.password` files `kavka certs` wrote beside them.
+    pub fn node_tls_files(&self, node_id: i32) -> Result<NodeTlsFiles, ClusterUpError> {
+        let certs = self.certs_dir();
+        let name = Self::node_cert_name(node_id);
+        let password = |file: &str| {
+            crate::certs::read_password_file(&certs.join(file)).map_err(|error| {
+                ClusterUpError::Certs {
+                    dir: certs.clone(),
+                    error,
+                }
+            })
+        };
+        Ok(NodeTlsFiles {
+            keystore: certs.join(format!("{name}.p12")),
+            keystore_password: password(&format!("{name}.password"))?,
+            truststore: certs.join("truststore.p12"),
+            truststore_password: password("truststore.password")?,
         })
     }
 
@@ -335,8 +459,14 @@ impl ClusterLayout {
     }
 
     /// The generated `server.properties` of `node`, with comments saying how to restart it by hand
-    /// with `exe` (the `kavka` binary).
-    pub fn server_properties(&self, node: &NodeLayout, exe: &Path) -> String {
+    /// with `exe` (the `kavka` binary). With `tls` (a secure cluster) every listener is SSL with client
+    /// certificates required, from those files.
+    pub fn server_properties(
+        &self,
+        node: &NodeLayout,
+        exe: &Path,
+        tls: Option<&NodeTlsFiles>,
+    ) -> String {
         let n = self.nodes.len();
         // Kafka's production defaults are 3 replicas and 2 in sync; a smaller cluster cannot satisfy
         // them, so they are capped at the cluster size.
@@ -346,13 +476,22 @@ impl ClusterLayout {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "# Generated by `kavka cluster up` for node {} of a {n}-node local cluster.",
+            "# Generated by `kavka cluster up{}` for node {} of a {n}-node local cluster.",
+            if tls.is_some() { " --secure" } else { "" },
             node.node_id
         );
         let _ = writeln!(
             out,
             "# `kavka cluster up` never overwrites this file once it exists: edit it freely."
         );
+        if tls.is_some() {
+            let _ = writeln!(
+                out,
+                "# Every listener is TLS with client certificates required (mutual TLS). The certificates \
+                 are in {} (`kavka certs`); this file holds key store passwords: keep it private.",
+                self.certs_dir().display()
+            );
+        }
         let _ = writeln!(
             out,
             "# To restart only this node by hand (the others keep running):"
@@ -365,21 +504,29 @@ impl ClusterLayout {
             node.log_path().display(),
             node.pid_path().display()
         );
+        let (client_listener, controller_protocol) = match tls {
+            Some(_) => (SSL_LISTENER, "SSL"),
+            None => ("PLAINTEXT", "PLAINTEXT"),
+        };
         out.push_str("process.roles=broker,controller\n");
         let _ = writeln!(out, "node.id={}", node.node_id);
         let _ = writeln!(
             out,
-            "listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+            "listeners={client_listener}://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
             node.client_port, node.controller_port
         );
         let _ = writeln!(
             out,
-            "advertised.listeners=PLAINTEXT://127.0.0.1:{}",
+            "advertised.listeners={client_listener}://127.0.0.1:{}",
             node.client_port
         );
-        out.push_str("listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n");
+        let _ = writeln!(
+            out,
+            "listener.security.protocol.map={client_listener}:{client_listener},\
+             CONTROLLER:{controller_protocol}"
+        );
         out.push_str("controller.listener.names=CONTROLLER\n");
-        out.push_str("inter.broker.listener.name=PLAINTEXT\n");
+        let _ = writeln!(out, "inter.broker.listener.name={client_listener}");
         let _ = writeln!(out, "controller.quorum.voters={}", self.quorum_voters());
         let _ = writeln!(
             out,
@@ -392,6 +539,31 @@ impl ClusterLayout {
         let _ = writeln!(out, "offsets.topic.replication.factor={rf}");
         let _ = writeln!(out, "transaction.state.log.replication.factor={rf}");
         let _ = writeln!(out, "transaction.state.log.min.isr={isr}");
+        if let Some(tls) = tls {
+            out.push_str("ssl.keystore.type=PKCS12\n");
+            let _ = writeln!(
+                out,
+                "ssl.keystore.location={}",
+                escape_property_value(&tls.keystore.to_string_lossy())
+            );
+            let _ = writeln!(
+                out,
+                "ssl.keystore.password={}",
+                escape_secret_value(&tls.keystore_password)
+            );
+            out.push_str("ssl.truststore.type=PKCS12\n");
+            let _ = writeln!(
+                out,
+                "ssl.truststore.location={}",
+                escape_property_value(&tls.truststore.to_string_lossy())
+            );
+            let _ = writeln!(
+                out,
+                "ssl.truststore.password={}",
+                escape_secret_value(&tls.truststore_password)
+            );
+            out.push_str("ssl.client.auth=required\n");
+        }
         out
     }
 }
@@ -400,6 +572,26 @@ impl ClusterLayout {
 /// unchanged. Only backslashes need it in an absolute path: `=`, `:` and `#` are literal inside a value.
 fn escape_property_value(v: &str) -> String {
     v.replace('\\', "\\\\")
+}
+
+/// Escapes any value (a password given to `kavka certs --password`) so that `Properties.load` returns it
+/// unchanged: backslashes, line breaks, tabs and form feeds, and leading spaces.
+fn escape_secret_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut leading = true;
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{c}' => out.push_str("\\f"),
+            ' ' if leading => out.push_str("\\ "),
+            c => out.push(c),
+        }
+        leading = leading && c == ' ';
+    }
+    out
 }
 
 /// The one cluster id that every log directory must carry, given the ids already found (file, id) in
@@ -482,12 +674,35 @@ pub fn parse_metadata_probe_response(
     Ok(response.brokers.iter().map(|b| b.node_id.0).collect())
 }
 
-/// Sends one Metadata probe to `addr` and returns the broker ids it lists.
-async fn probe(addr: &str, correlation_id: i32) -> Result<Vec<i32>, String> {
-    let request = metadata_probe_frame(correlation_id)?;
-    let mut stream = tokio::net::TcpStream::connect(addr)
+/// Sends one Metadata probe to `addr` (over TLS as a client of `tls`, checking the certificate
+/// against `host`, when given) and returns the broker ids it lists.
+async fn probe(
+    addr: &str,
+    host: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    correlation_id: i32,
+) -> Result<Vec<i32>, String> {
+    let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let Some(tls) = tls else {
+        return probe_on(stream, addr, correlation_id).await;
+    };
+    let name = rustls_pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| format!("{host} cannot be checked against a certificate: {e}"))?;
+    let stream = tokio_rustls::TlsConnector::from(Arc::clone(tls))
+        .connect(name, stream)
+        .await
+        .map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
+    probe_on(stream, addr, correlation_id).await
+}
+
+/// The Metadata probe on an open connection to `addr`.
+async fn probe_on<S>(mut stream: S, addr: &str, correlation_id: i32) -> Result<Vec<i32>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let request = metadata_probe_frame(correlation_id)?;
     stream
         .write_all(&request)
         .await
@@ -520,14 +735,18 @@ struct PreparedNode {
     node_id: i32,
     /// `log.dirs` from the file, absolute.
     log_dirs: Vec<PathBuf>,
-    /// `host:port` of the first PLAINTEXT advertised listener: what clients and the probe use.
+    /// `host:port` of the first PLAINTEXT (SSL when secure) advertised listener: what clients and the
+    /// probe use.
     client_addr: String,
+    /// The host of `client_addr`, without brackets: what a TLS probe checks the certificate against.
+    client_host: String,
     /// Every listener's (`host`, `port`), to check that it is free before starting.
     bind_addrs: Vec<(String, u16)>,
 }
 
-/// Loads `path` and derives what `cluster up` needs from it.
-fn load_node(layout: &NodeLayout) -> Result<PreparedNode, ClusterUpError> {
+/// Loads the node's `server.properties` and derives what `cluster up` needs from it; `secure` says
+/// whether the cluster is started with `--secure`, which the file must agree with.
+fn load_node(layout: &NodeLayout, secure: bool) -> Result<PreparedNode, ClusterUpError> {
     let path = layout.config_path();
     let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
     let pairs = kavka_config::parse_properties(&text).map_err(|error| ClusterUpError::Config {
@@ -543,17 +762,34 @@ fn load_node(layout: &NodeLayout) -> Result<PreparedNode, ClusterUpError> {
         path: path.clone(),
         reason,
     };
-    let client = config
-        .advertised_listeners
-        .iter()
-        .find(|l| l.security_protocol == SecurityProtocol::Plaintext)
-        .ok_or_else(|| {
-            unusable(
-                "no PLAINTEXT advertised listener: the readiness probe and the printed \
-                 bootstrap.servers need one"
-                    .into(),
-            )
-        })?;
+    let (wanted, other) = if secure {
+        (SecurityProtocol::Ssl, SecurityProtocol::Plaintext)
+    } else {
+        (SecurityProtocol::Plaintext, SecurityProtocol::Ssl)
+    };
+    let advertised = |protocol: SecurityProtocol| {
+        config
+            .advertised_listeners
+            .iter()
+            .find(|l| l.security_protocol == protocol)
+    };
+    let client = match advertised(wanted) {
+        Some(client) => client,
+        // The other kind of client listener: the directory was made by the other kind of `cluster up`.
+        None if advertised(other).is_some() => {
+            return Err(ClusterUpError::SecurityMismatch {
+                path: path.clone(),
+                created_secure: !secure,
+            })
+        }
+        None => {
+            return Err(unusable(format!(
+                "no {} advertised listener: the readiness probe and the printed \
+                 bootstrap.servers need one",
+                wanted.as_str()
+            )))
+        }
+    };
     let host = if client.host.is_empty() || client.host == "0.0.0.0" {
         "127.0.0.1".to_string()
     } else {
@@ -596,6 +832,7 @@ fn load_node(layout: &NodeLayout) -> Result<PreparedNode, ClusterUpError> {
         node_id: config.node_id,
         log_dirs,
         client_addr,
+        client_host: host,
         bind_addrs,
     })
 }
@@ -603,11 +840,103 @@ fn load_node(layout: &NodeLayout) -> Result<PreparedNode, ClusterUpError> {
 /// Writes `contents` to `path` through a temporary file and a rename, so that a reader never sees a
 /// half-written file.
 fn write_atomically(path: &Path, contents: &str) -> Result<(), ClusterUpError> {
+    write_file_atomically(path, contents, false)
+}
+
+/// [`write_atomically`], readable by the owner only (mode 0600) when `private` (it holds passwords).
+fn write_file_atomically(path: &Path, contents: &str, private: bool) -> Result<(), ClusterUpError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, contents).map_err(io_error(&tmp))?;
+    if private {
+        // A leftover temporary file keeps its mode when reopened: start from a new one.
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(&tmp)(e)),
+        }
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_error(&tmp))?;
+        file.write_all(contents.as_bytes())
+            .map_err(io_error(&tmp))?;
+    } else {
+        std::fs::write(&tmp, contents).map_err(io_error(&tmp))?;
+    }
     std::fs::rename(&tmp, path).map_err(io_error(path))
+}
+
+/// Makes sure `DIR/certs` holds what a secure cluster needs, with the `kavka certs` library: the CA,
+/// a certificate for every node of the layout (`node-<i>`, SANs `127.0.0.1` and `localhost`) and the
+/// client [`ADMIN_CLIENT`] with its property files. What exists is reused, never replaced. Returns
+/// what was created, in words (empty when everything was there).
+pub fn ensure_certs(layout: &ClusterLayout) -> Result<Vec<String>, ClusterUpError> {
+    use crate::certs;
+    let dir = layout.certs_dir();
+    let certs_error = |error| ClusterUpError::Certs {
+        dir: dir.clone(),
+        error,
+    };
+    let exists = |file: &str| dir.join(file).exists();
+    let opts = certs::Options::new(&dir);
+    let mut ignore = |_: certs::FileEvent<'_>| {};
+    let mut created = Vec::new();
+    if !exists("ca.pem") {
+        certs::create_ca(&opts, &mut ignore).map_err(certs_error)?;
+        created.push("the CA".to_string());
+    }
+    for node in &layout.nodes {
+        let name = ClusterLayout::node_cert_name(node.node_id);
+        if !exists(&format!("{name}.p12")) {
+            certs::create_node(
+                &opts,
+                &name,
+                &["localhost".to_string()],
+                &[std::net::IpAddr::from([127, 0, 0, 1])],
+                &mut ignore,
+            )
+            .map_err(certs_error)?;
+            created.push(format!("node certificate {name}"));
+        }
+    }
+    let client_files_missing = layout
+        .client_property_files()
+        .iter()
+        .any(|(_, path)| !path.exists());
+    if !exists(&format!("{ADMIN_CLIENT}.p12")) || client_files_missing {
+        certs::create_client(&opts, ADMIN_CLIENT, &mut ignore).map_err(certs_error)?;
+        created.push(format!("client certificate {ADMIN_CLIENT}"));
+    }
+    Ok(created)
+}
+
+/// The rustls client configuration the readiness probe of a secure cluster uses: the
+/// [`ADMIN_CLIENT`]'s key store and the trust store, as its Java property file names them.
+fn probe_tls_config(layout: &ClusterLayout) -> Result<Arc<rustls::ClientConfig>, ClusterUpError> {
+    let path = layout
+        .certs_dir()
+        .join(format!("{ADMIN_CLIENT}-client-ssl.properties"));
+    let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
+    let config_error = |error| ClusterUpError::Config {
+        path: path.clone(),
+        error,
+    };
+    let pairs: Vec<(String, String)> = kavka_config::parse_properties(&text)
+        .map_err(config_error)?
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("ssl."))
+        .collect();
+    let loaded = BrokerConfig::from_pairs(&pairs).map_err(config_error)?;
+    crate::security::client_config(SSL_LISTENER, &loaded.config.security).map_err(|e| {
+        ClusterUpError::ProbeTls {
+            path: path.clone(),
+            reason: e.to_string(),
+        }
+    })
 }
 
 /// Whether `pid` is a live process that looks like Kavka (its command line mentions "kavka"): a pid
@@ -676,22 +1005,35 @@ pub struct LocalCluster {
     layout: ClusterLayout,
     exe: PathBuf,
     nodes: Vec<RunningNode>,
+    /// The readiness probe's TLS client, for a secure cluster.
+    probe_tls: Option<Arc<rustls::ClientConfig>>,
+    /// The certificates created for this start (empty when all were reused, or not secure).
+    certs_created: Vec<String>,
 }
 
 impl LocalCluster {
-    /// Prepares every node (writes missing `server.properties`, checks each loads, refuses nodes that
-    /// are already running or whose ports are taken, formats missing `meta.properties` with the
-    /// cluster's one id) and spawns `exe broker --config DIR/node-<i>/server.properties` for each.
-    /// If a spawn fails, the nodes already started are stopped again.
+    /// Prepares every node (checks that existing `server.properties` agree with `layout.secure`,
+    /// creates missing certificates of a secure cluster, writes missing `server.properties`, checks each
+    /// loads, refuses nodes that are already running or whose ports are taken, formats missing
+    /// `meta.properties` with the cluster's one id) and spawns
+    /// `exe broker --config DIR/node-<i>/server.properties` for each. If a spawn fails, the nodes already
+    /// started are stopped again.
     pub async fn start(
         layout: ClusterLayout,
         exe: PathBuf,
     ) -> Result<LocalCluster, ClusterUpError> {
-        let prepared = prepare(&layout, &exe)?;
+        let (prepared, certs_created) = prepare(&layout, &exe)?;
+        let probe_tls = if layout.secure {
+            Some(probe_tls_config(&layout)?)
+        } else {
+            None
+        };
         let mut cluster = LocalCluster {
             layout,
             exe,
             nodes: Vec::with_capacity(prepared.len()),
+            probe_tls,
+            certs_created,
         };
         for node in prepared {
             match spawn_node(&cluster.exe, &node) {
@@ -719,6 +1061,12 @@ impl LocalCluster {
             .map(|n| n.node.client_addr.clone())
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// The client property files to print after `bootstrap.servers` (what each is for, its path); empty
+    /// for a plaintext cluster.
+    pub fn client_property_files(&self) -> Vec<(&'static str, PathBuf)> {
+        self.layout.client_property_files()
     }
 
     /// The process ids of the node processes this cluster started (node id, pid).
@@ -753,7 +1101,12 @@ impl LocalCluster {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let attempt = tokio::time::timeout(
                     left.clamp(Duration::from_millis(100), Duration::from_secs(2)),
-                    probe(&running.node.client_addr, correlation_id),
+                    probe(
+                        &running.node.client_addr,
+                        &running.node.client_host,
+                        self.probe_tls.as_ref(),
+                        correlation_id,
+                    ),
                 )
                 .await;
                 last_probe[i] = match attempt {
@@ -817,6 +1170,28 @@ impl LocalCluster {
             "  controller.quorum.voters={}",
             self.layout.quorum_voters()
         );
+        if self.layout.secure {
+            let certs = self.layout.certs_dir();
+            let created = if self.certs_created.is_empty() {
+                "all reused".to_string()
+            } else {
+                format!("created {}", self.certs_created.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "  TLS: every listener requires a client certificate signed by {}; certificates in {} \
+                 ({created})",
+                certs.join("ca.pem").display(),
+                certs.display()
+            );
+            let _ = writeln!(
+                out,
+                "  the client properties above authenticate as {}; another client: kavka certs \
+                 client --out {} --name NAME",
+                crate::certs::principal_for(ADMIN_CLIENT),
+                certs.display()
+            );
+        }
         if let Some(first) = self.nodes.first() {
             let l = &first.node.layout;
             let _ = writeln!(
@@ -967,17 +1342,45 @@ impl Drop for LocalCluster {
     }
 }
 
-/// Everything before spawning: configuration files, already-running and port checks, cluster ids.
-fn prepare(layout: &ClusterLayout, exe: &Path) -> Result<Vec<PreparedNode>, ClusterUpError> {
-    let mut prepared: Vec<PreparedNode> = Vec::with_capacity(layout.nodes.len());
+/// Everything before spawning: configuration files (and a secure cluster's certificates), already-running
+/// and port checks, cluster ids. Returns the nodes and the certificates created, in words.
+fn prepare(
+    layout: &ClusterLayout,
+    exe: &Path,
+) -> Result<(Vec<PreparedNode>, Vec<String>), ClusterUpError> {
+    // Existing files first: one that says the directory is of the other kind (secure or not) is refused
+    // before anything is created or written.
+    let mut existing = Vec::with_capacity(layout.nodes.len());
     for node in &layout.nodes {
+        existing.push(if node.config_path().exists() {
+            Some(load_node(node, layout.secure)?)
+        } else {
+            None
+        });
+    }
+    let certs_created = if layout.secure {
+        ensure_certs(layout)?
+    } else {
+        Vec::new()
+    };
+    let mut prepared: Vec<PreparedNode> = Vec::with_capacity(layout.nodes.len());
+    for (node, existing) in layout.nodes.iter().zip(existing) {
         std::fs::create_dir_all(&node.dir).map_err(io_error(&node.dir))?;
         let path = node.config_path();
         // An existing file is the operator's: it is used as it is, never rewritten.
-        if !path.exists() {
-            write_atomically(&path, &layout.server_properties(node, exe))?;
-        }
-        let loaded = load_node(node)?;
+        let loaded = match existing {
+            Some(loaded) => loaded,
+            None => {
+                let tls = if layout.secure {
+                    Some(layout.node_tls_files(node.node_id)?)
+                } else {
+                    None
+                };
+                let text = layout.server_properties(node, exe, tls.as_ref());
+                write_file_atomically(&path, &text, tls.is_some())?;
+                load_node(node, layout.secure)?
+            }
+        };
         if let Some(other) = prepared.iter().find(|p| p.node_id == loaded.node_id) {
             return Err(ClusterUpError::DuplicateNodeId {
                 node_id: loaded.node_id,
@@ -1013,7 +1416,7 @@ fn prepare(layout: &ClusterLayout, exe: &Path) -> Result<Vec<PreparedNode>, Clus
         }
     }
     format_log_dirs(&prepared)?;
-    Ok(prepared)
+    Ok((prepared, certs_created))
 }
 
 /// Makes every log directory carry `meta.properties` with the cluster's one id, as
@@ -1167,7 +1570,7 @@ mod tests {
     #[test]
     fn generated_config_loads_with_expected_values() {
         let l = layout(3);
-        let text = l.server_properties(&l.nodes[1], Path::new("/usr/bin/kavka"));
+        let text = l.server_properties(&l.nodes[1], Path::new("/usr/bin/kavka"), None);
         assert!(text.starts_with("# Generated by `kavka cluster up`"));
         assert!(text.contains("/usr/bin/kavka broker --config /tmp/kc/node-2/server.properties"));
         let loaded = load(&text);
@@ -1193,13 +1596,13 @@ mod tests {
     #[test]
     fn replication_settings_are_capped_by_cluster_size() {
         let l = layout(1);
-        let c = load(&l.server_properties(&l.nodes[0], Path::new("kavka"))).config;
+        let c = load(&l.server_properties(&l.nodes[0], Path::new("kavka"), None)).config;
         assert_eq!(c.default_replication_factor, 1);
         assert_eq!(c.min_insync_replicas, 1);
         assert_eq!(c.offsets_topic_replication_factor, 1);
         assert_eq!(c.transaction_state_log_min_isr, 1);
         let l = layout(5);
-        let c = load(&l.server_properties(&l.nodes[4], Path::new("kavka"))).config;
+        let c = load(&l.server_properties(&l.nodes[4], Path::new("kavka"), None)).config;
         assert_eq!(c.default_replication_factor, 3);
         assert_eq!(c.min_insync_replicas, 2);
         assert_eq!(c.controller_quorum_voters.len(), 5);
@@ -1208,8 +1611,157 @@ mod tests {
     #[test]
     fn odd_directory_names_survive_properties_escaping() {
         let l = ClusterLayout::new(1, Path::new("/a b\\c=d:e#f"), 9092, None).unwrap();
-        let c = load(&l.server_properties(&l.nodes[0], Path::new("kavka"))).config;
+        let c = load(&l.server_properties(&l.nodes[0], Path::new("kavka"), None)).config;
         assert_eq!(c.log_dirs, ["/a b\\c=d:e#f/node-1/data"]);
+    }
+
+    fn tls_files() -> NodeTlsFiles {
+        NodeTlsFiles {
+            keystore: PathBuf::from("/tmp/kc/certs/node-2.p12"),
+            keystore_password: "ks pass\\with=odd:chars#".to_string(),
+            truststore: PathBuf::from("/tmp/kc/certs/truststore.p12"),
+            truststore_password: "trust\tpass".to_string(),
+        }
+    }
+
+    #[test]
+    fn secure_config_is_mutual_tls_on_every_listener() {
+        let l = layout(3).with_tls(true);
+        let text =
+            l.server_properties(&l.nodes[1], Path::new("/usr/bin/kavka"), Some(&tls_files()));
+        assert!(text.starts_with("# Generated by `kavka cluster up --secure`"));
+        assert!(text.contains("/usr/bin/kavka broker --config /tmp/kc/node-2/server.properties"));
+        assert!(text.contains("listeners=SSL://127.0.0.1:9093,CONTROLLER://127.0.0.1:9193\n"));
+        assert!(text.contains("listener.security.protocol.map=SSL:SSL,CONTROLLER:SSL\n"));
+        let loaded = load(&text);
+        assert!(loaded.unknown_keys.is_empty(), "{:?}", loaded.unknown_keys);
+        let c = loaded.config;
+        assert_eq!(c.node_id, 2);
+        assert_eq!(c.inter_broker_listener_name, "SSL");
+        assert!(c
+            .listeners
+            .iter()
+            .all(|l| l.security_protocol == SecurityProtocol::Ssl));
+        assert_eq!(
+            c.advertised_listeners[0].security_protocol,
+            SecurityProtocol::Ssl
+        );
+        assert_eq!(c.advertised_listeners[0].port, 9093);
+        assert_eq!(c.controller_listeners()[0].port, 9193);
+        assert_eq!(c.default_replication_factor, 3);
+        let get = |k: &str| c.security.get(k).map(str::to_string);
+        assert_eq!(get("ssl.keystore.type").as_deref(), Some("PKCS12"));
+        assert_eq!(
+            get("ssl.keystore.location").as_deref(),
+            Some("/tmp/kc/certs/node-2.p12")
+        );
+        assert_eq!(
+            get("ssl.keystore.password").as_deref(),
+            Some("ks pass\\with=odd:chars#")
+        );
+        assert_eq!(get("ssl.truststore.type").as_deref(), Some("PKCS12"));
+        assert_eq!(
+            get("ssl.truststore.location").as_deref(),
+            Some("/tmp/kc/certs/truststore.p12")
+        );
+        assert_eq!(
+            get("ssl.truststore.password").as_deref(),
+            Some("trust\tpass")
+        );
+        assert_eq!(get("ssl.client.auth").as_deref(), Some("required"));
+    }
+
+    #[test]
+    fn client_property_files_only_when_secure() {
+        assert!(layout(1).client_property_files().is_empty());
+        let files = layout(1).with_tls(true).client_property_files();
+        assert_eq!(
+            files,
+            [
+                (
+                    "librdkafka, kcat -F",
+                    PathBuf::from("/tmp/kc/certs/admin-librdkafka.properties")
+                ),
+                (
+                    "Java",
+                    PathBuf::from("/tmp/kc/certs/admin-client-ssl.properties")
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn certs_are_created_once_then_reused_and_a_mixed_directory_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let l = ClusterLayout::new(2, dir, 9092, None)
+            .unwrap()
+            .with_tls(true);
+        let created = ensure_certs(&l).unwrap();
+        assert_eq!(
+            created,
+            [
+                "the CA",
+                "node certificate node-1",
+                "node certificate node-2",
+                "client certificate admin"
+            ]
+        );
+        let ca = std::fs::read(dir.join("certs/ca.pem")).unwrap();
+        assert!(ensure_certs(&l).unwrap().is_empty());
+        // A node added later gets its certificate from the same CA.
+        let l3 = ClusterLayout::new(3, dir, 9092, None)
+            .unwrap()
+            .with_tls(true);
+        assert_eq!(ensure_certs(&l3).unwrap(), ["node certificate node-3"]);
+        assert_eq!(std::fs::read(dir.join("certs/ca.pem")).unwrap(), ca);
+        assert!(probe_tls_config(&l3).is_ok());
+
+        // The generated configuration's key store and trust store open with the passwords it holds.
+        let tls = l3.node_tls_files(3).unwrap();
+        let text = l3.server_properties(&l3.nodes[2], Path::new("kavka"), Some(&tls));
+        let c = load(&text).config;
+        crate::security::server_config("SSL", &c.security).unwrap();
+        crate::security::client_config("SSL", &c.security).unwrap();
+
+        // Node 1 written secure: starting the directory plaintext is refused, and the reverse.
+        std::fs::create_dir_all(&l3.nodes[0].dir).unwrap();
+        let tls1 = l3.node_tls_files(1).unwrap();
+        std::fs::write(
+            l3.nodes[0].config_path(),
+            l3.server_properties(&l3.nodes[0], Path::new("kavka"), Some(&tls1)),
+        )
+        .unwrap();
+        assert!(load_node(&l3.nodes[0], true).is_ok());
+        let err = load_node(&l3.nodes[0], false).unwrap_err().to_string();
+        assert!(err.contains("created with --secure"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        let plain = ClusterLayout::new(1, &dir.join("plain"), 9092, None).unwrap();
+        std::fs::create_dir_all(&plain.nodes[0].dir).unwrap();
+        std::fs::write(
+            plain.nodes[0].config_path(),
+            plain.server_properties(&plain.nodes[0], Path::new("kavka"), None),
+        )
+        .unwrap();
+        let err = load_node(&plain.nodes[0], true).unwrap_err().to_string();
+        assert!(err.contains("created without --secure"), "{err}");
+        assert!(load_node(&plain.nodes[0], false).is_ok());
+    }
+
+    #[test]
+    fn secret_values_survive_properties_escaping() {
+        for v in [
+            "plain",
+            "  two leading",
+            "a\\b",
+            "tab\there",
+            "x=y:z#w!",
+            "new\nline",
+        ] {
+            let text = format!("k={}\n", escape_secret_value(v));
+            let pairs = kavka_config::parse_properties(&text).unwrap();
+            assert_eq!(pairs, [("k".to_string(), v.to_string())], "{text:?}");
+        }
     }
 
     #[test]

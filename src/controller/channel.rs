@@ -139,7 +139,10 @@ impl ControllerChannel {
             .as_ref()
             .is_none_or(|(connected, _)| *connected != node)
         {
-            *guard = Some((node, FramedConnection::new(address.clone(), MAX_RESPONSE)));
+            *guard = Some((
+                node,
+                FramedConnection::new(address.clone(), MAX_RESPONSE, self.quorum.controller_tls()),
+            ));
         }
         let Some((_, connection)) = guard.as_mut() else {
             return Err(ChannelError::NoController);

@@ -3,30 +3,41 @@
 //! a follower to fetch from a partition leader.
 
 use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::network::read_frame;
+use crate::network::{read_frame, ListenerTls};
+
+type ReadHalf = BufReader<Pin<Box<dyn AsyncRead + Send + Sync>>>;
+type WriteHalf = Pin<Box<dyn AsyncWrite + Send + Sync>>;
 
 /// A connection to one address, opened on first use and again after any failure.
 pub struct FramedConnection {
     address: String,
     max_response: usize,
-    stream: Option<(BufReader<OwnedReadHalf>, OwnedWriteHalf)>,
+    /// The TLS settings of the listener reached, when it is an SSL listener.
+    tls: Option<Arc<ListenerTls>>,
+    stream: Option<(ReadHalf, WriteHalf)>,
 }
 
 impl FramedConnection {
-    /// `max_response` bounds the response frames read.
-    pub fn new(address: String, max_response: usize) -> FramedConnection {
+    /// `max_response` bounds the response frames read; `tls` is set when `address` is an SSL listener.
+    pub fn new(
+        address: String,
+        max_response: usize,
+        tls: Option<Arc<ListenerTls>>,
+    ) -> FramedConnection {
         FramedConnection {
             address,
             max_response,
+            tls,
             stream: None,
         }
     }
@@ -41,16 +52,11 @@ impl FramedConnection {
     /// half-way drops it, so no later request can be answered with an earlier request's response.
     pub async fn exchange(&mut self, body: &[u8], timeout: Duration) -> io::Result<Bytes> {
         let stream = self.stream.take();
-        let (address, max_response) = (&self.address, self.max_response);
+        let (address, max_response, tls) = (&self.address, self.max_response, &self.tls);
         let attempt = async move {
             let (mut reader, mut writer) = match stream {
                 Some(stream) => stream,
-                None => {
-                    let stream = TcpStream::connect(address).await?;
-                    stream.set_nodelay(true)?;
-                    let (read, write) = stream.into_split();
-                    (BufReader::new(read), write)
-                }
+                None => open(address, tls.as_deref()).await?,
             };
             let size = i32::try_from(body.len())
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "request too large"))?;
@@ -85,6 +91,23 @@ impl FramedConnection {
     pub fn reset(&mut self) {
         self.stream = None;
     }
+}
+
+/// Connects to `address`, through TLS when `tls` is set.
+async fn open(address: &str, tls: Option<&ListenerTls>) -> io::Result<(ReadHalf, WriteHalf)> {
+    let stream = TcpStream::connect(address).await?;
+    stream.set_nodelay(true)?;
+    let (read, write): (Pin<Box<dyn AsyncRead + Send + Sync>>, WriteHalf) = match tls {
+        Some(tls) => {
+            let (read, write) = tokio::io::split(tls.connect(address, stream).await?);
+            (Box::pin(read), Box::pin(write))
+        }
+        None => {
+            let (read, write) = stream.into_split();
+            (Box::pin(read), Box::pin(write))
+        }
+    };
+    Ok((BufReader::new(read), write))
 }
 
 /// A request body (header and message) of this node's own, at `version`, under `correlation_id`.

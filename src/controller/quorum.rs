@@ -24,6 +24,7 @@ use crate::metadata::{
     ControllerError, MetadataError, MetadataImage, MetadataJournal, MetadataRecord,
 };
 use crate::metadata::{MetadataLog, METADATA_LOG_FILE};
+use crate::network::ListenerTls;
 
 /// Records per Raft entry when importing a single-node metadata log.
 const IMPORT_CHUNK: usize = 1000;
@@ -59,6 +60,7 @@ pub struct MetadataQuorum {
     runtime: Handle,
     /// The term in which this node last confirmed its leadership (see `image_for_update`); 0 = never.
     verified_term: AtomicU64,
+    controller_tls: Option<Arc<ListenerTls>>,
 }
 
 impl MetadataQuorum {
@@ -68,6 +70,7 @@ impl MetadataQuorum {
     pub async fn start(
         log_dir: &Path,
         cluster_id: &str,
+        controller_tls: Option<Arc<ListenerTls>>,
         node_id: u64,
         voters: BTreeMap<u64, ControllerNode>,
         timing: QuorumTiming,
@@ -100,6 +103,7 @@ impl MetadataQuorum {
             Arc::new(config),
             ControllerNetwork {
                 cluster_id: cluster_id.to_string(),
+                tls: controller_tls.clone(),
             },
             log_store,
             state_machine,
@@ -130,7 +134,13 @@ impl MetadataQuorum {
             images,
             runtime: Handle::current(),
             verified_term: AtomicU64::new(0),
+            controller_tls,
         })
+    }
+
+    /// The TLS settings for reaching controllers, when the controller listener is an SSL listener.
+    pub fn controller_tls(&self) -> Option<Arc<ListenerTls>> {
+        self.controller_tls.clone()
     }
 
     pub fn raft(&self) -> &MetadataRaft {
@@ -367,6 +377,7 @@ mod tests {
         let quorum = MetadataQuorum::start(
             dir,
             "test-cluster",
+            None,
             7,
             BTreeMap::from([(7, ControllerNode::default())]),
             QuorumTiming {

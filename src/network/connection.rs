@@ -5,8 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::watch;
 
 use super::frame::{read_frame, FrameError};
@@ -22,15 +21,21 @@ pub struct ConnectionContext {
     pub advertised: Arc<(String, i32)>,
     /// The connection came in on a controller listener (`controller.listener.names`).
     pub is_controller_listener: bool,
+    /// Who the client is: `User:` + its mapped certificate name on an SSL listener, else `User:ANONYMOUS`.
+    pub principal: String,
 }
 
-pub async fn serve_connection(
-    stream: TcpStream,
+/// Serves the requests of one connection (both halves of its stream, plain or TLS) until it closes.
+pub async fn serve_connection<R, W>(
+    read_half: R,
+    write_half: W,
     ctx: ConnectionContext,
     broker: Arc<Broker>,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let (read_half, write_half) = stream.into_split();
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let mut writer = BufWriter::with_capacity(64 * 1024, write_half);
     let max_frame = broker.config.socket_request_max_bytes as usize;

@@ -1,4 +1,5 @@
-//! Accepts connections on each configured listener and hands each to its own task.
+//! Accepts connections on each configured listener and hands each to its own task, after the TLS
+//! handshake on an SSL listener.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,6 +8,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::connection::{serve_connection, ConnectionContext};
+use super::tls::{ListenerTls, NodeTls, HANDSHAKE_TIMEOUT};
+use crate::security::principal::ANONYMOUS;
 use crate::server::Broker;
 
 /// A listener socket bound at start-up, with the endpoint advertised to clients that connect to it.
@@ -21,11 +24,14 @@ pub struct BoundListener {
     pub is_controller: bool,
     /// From `listener.security.protocol.map`.
     pub security_protocol: kavka_config::SecurityProtocol,
+    /// Set on an SSL listener.
+    pub tls: Option<Arc<ListenerTls>>,
 }
 
 /// Binds every listener in the configuration; fails start-up if any address cannot be bound.
 pub async fn bind_listeners(
     config: &kavka_config::BrokerConfig,
+    tls: &NodeTls,
 ) -> Result<Vec<BoundListener>, std::io::Error> {
     let mut bound = Vec::new();
     for listener in &config.listeners {
@@ -78,6 +84,7 @@ pub async fn bind_listeners(
             advertised_port,
             is_controller: config.controller_listener_names.contains(&listener.name),
             security_protocol: listener.security_protocol,
+            tls: tls.listener(&listener.name),
         });
     }
     Ok(bound)
@@ -100,8 +107,17 @@ pub async fn run_listener(
                         listener_name: listener.name.clone(),
                         advertised: advertised.clone(),
                         is_controller_listener: listener.is_controller,
+                        principal: ANONYMOUS.to_string(),
                     };
-                    tokio::spawn(serve_connection(stream, ctx, broker.clone(), shutdown.clone()));
+                    match &listener.tls {
+                        None => {
+                            let (read, write) = stream.into_split();
+                            tokio::spawn(serve_connection(read, write, ctx, broker.clone(), shutdown.clone()));
+                        }
+                        Some(tls) => {
+                            tokio::spawn(serve_tls_connection(stream, tls.clone(), ctx, broker.clone(), shutdown.clone()));
+                        }
+                    }
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -112,4 +128,45 @@ pub async fn run_listener(
             _ = shutdown.changed() => break,
         }
     }
+}
+
+/// Completes the TLS handshake of a new connection (within [`HANDSHAKE_TIMEOUT`]), takes the client's
+/// principal from its certificate, and serves it. A failed handshake or an unmapped certificate closes
+/// the connection with a log line naming the peer and the reason.
+async fn serve_tls_connection(
+    stream: tokio::net::TcpStream,
+    tls: Arc<ListenerTls>,
+    mut ctx: ConnectionContext,
+    broker: Arc<Broker>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let Some(acceptor) = tls.acceptor() else {
+        return;
+    };
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        // A peer that connects and closes without a word (a port probe, a load balancer's health check)
+        // is not worth a warning.
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            tracing::debug!(peer = %ctx.peer, listener = %ctx.listener_name, "connection closed before the TLS handshake");
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(peer = %ctx.peer, listener = %ctx.listener_name, reason = %e, "connection rejected: TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(peer = %ctx.peer, listener = %ctx.listener_name, timeout_ms = HANDSHAKE_TIMEOUT.as_millis() as u64, "connection rejected: TLS handshake not completed in time");
+            return;
+        }
+    };
+    match tls.principal(stream.get_ref().1.peer_certificates()) {
+        Ok(principal) => ctx.principal = principal,
+        Err(e) => {
+            tracing::warn!(peer = %ctx.peer, listener = %ctx.listener_name, reason = %e, "connection rejected: no principal for the client certificate");
+            return;
+        }
+    }
+    let (read, write) = tokio::io::split(stream);
+    serve_connection(read, write, ctx, broker, shutdown).await;
 }

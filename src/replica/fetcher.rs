@@ -99,7 +99,13 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
             continue;
         }
         if connection.as_ref().is_none_or(|c| c.address() != address) {
-            connection = Some(FramedConnection::new(address.clone(), max_response));
+            connection = Some(FramedConnection::new(
+                address.clone(),
+                max_response,
+                broker
+                    .tls
+                    .listener(&broker.config.inter_broker_listener_name),
+            ));
         }
         let Some(conn) = connection.as_mut() else {
             continue;

@@ -117,6 +117,46 @@ impl DynamicNode {
     }
 }
 
+/// The names and security protocols of a [`Cluster`]'s listeners: each broker's client listener (also the
+/// inter-broker listener) and each controller's `CONTROLLER` listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listeners {
+    /// The client listener's name (`listeners`, `advertised.listeners`, `inter.broker.listener.name`).
+    pub client: String,
+    /// Its security protocol in `listener.security.protocol.map`.
+    pub client_protocol: String,
+    /// The `CONTROLLER` listener's security protocol.
+    pub controller_protocol: String,
+}
+
+impl Listeners {
+    /// Every listener PLAINTEXT, the client listener named `PLAINTEXT` (what [`Cluster::start`] and
+    /// the other constructors use).
+    pub fn plaintext() -> Listeners {
+        Listeners {
+            client: "PLAINTEXT".into(),
+            client_protocol: "PLAINTEXT".into(),
+            controller_protocol: "PLAINTEXT".into(),
+        }
+    }
+
+    /// Every listener SSL: the client listener named `SSL`, and the `CONTROLLER` listener. The nodes
+    /// need `ssl.*` settings (see `tls::CertDir::server_settings`). The harness' Metadata helpers
+    /// ([`metadata`], [`Cluster::wait_for_all_brokers`], ...) speak plaintext and cannot reach such a
+    /// cluster: use `tls::TlsConn`.
+    pub fn ssl() -> Listeners {
+        Listeners {
+            client: "SSL".into(),
+            client_protocol: "SSL".into(),
+            controller_protocol: "SSL".into(),
+        }
+    }
+
+    fn is_plaintext_default(&self) -> bool {
+        *self == Listeners::plaintext()
+    }
+}
+
 /// What a node of a [`Cluster`] is (its `process.roles`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -191,7 +231,22 @@ impl Cluster {
             .iter()
             .map(|role| DynamicNode::new(*role, FormatFlag::None))
             .collect();
-        Cluster::start_nodes(&nodes, extra, Quorum::Static)
+        Cluster::start_nodes(&nodes, extra, Quorum::Static, &Listeners::plaintext())
+    }
+
+    /// Starts node `i + 1` as `nodes[i]` says (its role, its own settings over `extra`, whether the
+    /// start waits for it; its format flag and cluster id are not used) with a static quorum as
+    /// [`start_roles`](Self::start_roles) does, its listeners named and secured as `listeners` says.
+    /// With a client listener other than `PLAINTEXT`, every broker (combined nodes too) gets
+    /// `inter.broker.listener.name=<client listener>`, and a broker-only node counts as ready once its
+    /// port accepts connections ([`Readiness::Accepts`]: the harness cannot send it ApiVersions over
+    /// TLS).
+    pub fn start_static_nodes(
+        nodes: &[DynamicNode],
+        extra: &[(&str, &str)],
+        listeners: &Listeners,
+    ) -> Cluster {
+        Cluster::start_nodes(nodes, extra, Quorum::Static, listeners)
     }
 
     /// Starts node `i + 1` as `nodes[i]` says, in a KIP-853 dynamic quorum: every node is
@@ -202,10 +257,15 @@ impl Cluster {
     /// `extra` goes to every node as in [`start_with`](Self::start_with), then each node's own
     /// settings on top. Waits until every node not marked [`DynamicNode::unawaited`] is started.
     pub fn start_dynamic(nodes: &[DynamicNode], extra: &[(&str, &str)]) -> Cluster {
-        Cluster::start_nodes(nodes, extra, Quorum::Dynamic)
+        Cluster::start_nodes(nodes, extra, Quorum::Dynamic, &Listeners::plaintext())
     }
 
-    fn start_nodes(specs: &[DynamicNode], extra: &[(&str, &str)], quorum: Quorum) -> Cluster {
+    fn start_nodes(
+        specs: &[DynamicNode],
+        extra: &[(&str, &str)],
+        quorum: Quorum,
+        listener_spec: &Listeners,
+    ) -> Cluster {
         let _starting = STARTING.lock().unwrap_or_else(|p| p.into_inner());
         let roles: Vec<Role> = specs.iter().map(|n| n.role).collect();
         let brokers = roles.iter().filter(|r| r.is_broker()).count();
@@ -255,22 +315,23 @@ impl Cluster {
             .map(|(i, spec)| {
                 let role = &spec.role;
                 let (client, controller) = (client_ports[i], controller_ports[i]);
-                let client_listener = client.map(|p| format!("PLAINTEXT://127.0.0.1:{p}"));
+                let client_listener =
+                    client.map(|p| format!("{}://127.0.0.1:{p}", listener_spec.client));
+                let full_map = format!(
+                    "{}:{},CONTROLLER:{}",
+                    listener_spec.client,
+                    listener_spec.client_protocol,
+                    listener_spec.controller_protocol
+                );
+                let controller_map = format!("CONTROLLER:{}", listener_spec.controller_protocol);
                 let controller_listener = controller.map(|p| format!("CONTROLLER://127.0.0.1:{p}"));
                 let (process_roles, protocol_map, readiness) = match role {
-                    Role::Combined => (
-                        "broker,controller",
-                        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                        Readiness::Accepts,
-                    ),
-                    Role::Controller => {
-                        ("controller", "CONTROLLER:PLAINTEXT", Readiness::LogsStarted)
+                    Role::Combined => ("broker,controller", full_map, Readiness::Accepts),
+                    Role::Controller => ("controller", controller_map, Readiness::LogsStarted),
+                    Role::Broker if listener_spec.client_protocol != "PLAINTEXT" => {
+                        ("broker", full_map, Readiness::Accepts)
                     }
-                    Role::Broker => (
-                        "broker",
-                        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                        Readiness::Answers,
-                    ),
+                    Role::Broker => ("broker", full_map, Readiness::Answers),
                 };
                 let listeners: Vec<String> = client_listener
                     .iter()
@@ -287,10 +348,15 @@ impl Cluster {
                 }
                 settings.extend([
                     ("controller.listener.names".into(), "CONTROLLER".into()),
-                    ("listener.security.protocol.map".into(), protocol_map.into()),
+                    ("listener.security.protocol.map".into(), protocol_map),
                 ]);
-                if *role == Role::Broker {
-                    settings.push(("inter.broker.listener.name".into(), "PLAINTEXT".into()));
+                if *role == Role::Broker
+                    || (role.is_broker() && !listener_spec.is_plaintext_default())
+                {
+                    settings.push((
+                        "inter.broker.listener.name".into(),
+                        listener_spec.client.clone(),
+                    ));
                 }
                 settings.extend([
                     (quorum_setting.0.into(), quorum_setting.1.clone()),

@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod replication;
+pub mod tls;
 
 use std::fs::File;
 use std::io::{Read, Write};

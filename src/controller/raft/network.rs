@@ -11,6 +11,7 @@
 //! Only controllers accept this key, and broker-only nodes on their inter-broker listener (they follow the
 //! log as openraft learners, Kafka's observers; see `dispatch::handle_frame`). It is never advertised.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::types::{ControllerNode, MetadataRaft, MetadataRaftConfig};
 use crate::controller::connection::FramedConnection;
+use crate::network::ListenerTls;
 
 /// The API key of a Raft RPC frame. Outside Kafka's range (Kafka's keys are below 100), so no Kafka client
 /// or broker ever sends it by accident.
@@ -325,6 +327,7 @@ pub enum JoinAs {
 pub async fn join_quorum(
     contacts: &[QuorumContact],
     cluster_id: &str,
+    tls: Option<Arc<ListenerTls>>,
     node_id: NodeId,
     node: &ControllerNode,
     join_as: JoinAs,
@@ -335,7 +338,7 @@ pub async fn join_quorum(
         String::from("no controller to ask: set controller.quorum.bootstrap.servers");
     while let Some(contact) = target {
         tried.insert(contact.address.clone());
-        let mut connection = RpcConnection::new(contact.address.clone(), cluster_id);
+        let mut connection = RpcConnection::new(contact.address.clone(), cluster_id, tls.clone());
         let rpc = match join_as {
             JoinAs::Observer => RaftRpc::AddObserver {
                 node_id,
@@ -389,10 +392,13 @@ pub async fn join_quorum(
 }
 
 /// Creates the clients openraft uses to reach the other controllers.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ControllerNetwork {
     /// This node's cluster id, sent with every RPC.
     pub cluster_id: String,
+    /// The controller listener's TLS settings, when it is an SSL listener. Broker-only nodes receive the
+    /// log on their inter-broker listener, which must then use TLS too (checked at their start-up).
+    pub tls: Option<Arc<ListenerTls>>,
 }
 
 impl RaftNetworkFactory<MetadataRaftConfig> for ControllerNetwork {
@@ -402,7 +408,7 @@ impl RaftNetworkFactory<MetadataRaftConfig> for ControllerNetwork {
         // Connecting happens on first use: openraft creates clients for nodes that may be down.
         ControllerClient {
             target,
-            connection: RpcConnection::new(node.to_string(), &self.cluster_id),
+            connection: RpcConnection::new(node.to_string(), &self.cluster_id, self.tls.clone()),
             reachable: None,
         }
     }
@@ -416,9 +422,9 @@ struct RpcConnection {
 }
 
 impl RpcConnection {
-    fn new(address: String, cluster_id: &str) -> RpcConnection {
+    fn new(address: String, cluster_id: &str, tls: Option<Arc<ListenerTls>>) -> RpcConnection {
         RpcConnection {
-            connection: FramedConnection::new(address, MAX_RAFT_FRAME),
+            connection: FramedConnection::new(address, MAX_RAFT_FRAME, tls),
             cluster_id: cluster_id.to_string(),
             next_correlation_id: 0,
         }

@@ -1,9 +1,13 @@
 package kavka.compat;
 
 import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Paths;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -60,6 +64,11 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * report {"type":"event",...} lines (assignment changes, records, commits) as they happen.
  * One JVM then serves a whole test, which keeps the suite fast.
  *
+ * <p>{@code --client-config FILE} (either mode) loads a Java properties file, e.g. the
+ * {@code <name>-client-ssl.properties} that {@code kavka certs client} writes, whose entries are
+ * added to every client the driver creates (admin, producers, consumers), after and so over the
+ * driver's own settings: security.protocol, ssl.* and timeouts come from there.
+ *
  * <p>Commands: produce, consume, consumer-start, consumer-stop, consumer-state, create-topics,
  * delete-topics, list-topics, describe-topics, describe-cluster, describe-quorum, end-offsets,
  * list-groups, describe-groups, list-group-offsets, delete-groups. See {@link #run}.
@@ -70,11 +79,29 @@ public final class Driver {
                     StandardCharsets.UTF_8);
 
     private final String bootstrap;
+    /** Entries of --client-config, put into every client's properties last. */
+    private final Properties clientConfig;
     private Admin admin;
     private final Map<String, ConsumerWorker> consumers = new HashMap<>();
 
-    Driver(String bootstrap) {
+    Driver(String bootstrap, Properties clientConfig) {
         this.bootstrap = bootstrap;
+        this.clientConfig = clientConfig;
+    }
+
+    /** The Java properties file at path (ISO-8859-1 escapes, as Kafka's tools read it). */
+    static Properties loadProperties(String path) throws IOException {
+        Properties p = new Properties();
+        try (InputStream in = Files.newInputStream(Paths.get(path))) {
+            p.load(in);
+        }
+        return p;
+    }
+
+    /** p with the --client-config entries added over it. */
+    Properties withClientConfig(Properties p) {
+        p.putAll(clientConfig);
+        return p;
     }
 
     static synchronized void emit(Map<String, Object> line) {
@@ -136,13 +163,17 @@ public final class Driver {
     public static void main(String[] argv) throws Exception {
         List<String> args = new ArrayList<>(Arrays.asList(argv));
         if (args.isEmpty()) {
-            System.err.println("usage: Driver repl --bootstrap B | Driver COMMAND --bootstrap B [--opt v]...");
+            System.err.println("usage: Driver repl --bootstrap B [--client-config FILE]"
+                    + " | Driver COMMAND --bootstrap B [--client-config FILE] [--opt v]...");
             System.exit(2);
         }
         String cmd = args.remove(0);
         Map<String, String> opts = parseArgs(args);
-        Driver d = new Driver(req(opts, "bootstrap"));
+        Properties clientConfig = opts.containsKey("client-config")
+                ? loadProperties(opts.get("client-config")) : new Properties();
+        Driver d = new Driver(req(opts, "bootstrap"), clientConfig);
         opts.remove("bootstrap");
+        opts.remove("client-config");
         int status = 0;
         try {
             if (cmd.equals("repl")) {
@@ -216,7 +247,7 @@ public final class Driver {
             p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
             p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "20000");
             p.put(AdminClientConfig.CLIENT_ID_CONFIG, "kavka-java-admin");
-            admin = Admin.create(p);
+            admin = Admin.create(withClientConfig(p));
         }
         return admin;
     }
@@ -270,7 +301,7 @@ public final class Driver {
         p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         List<Object> acked = new ArrayList<>();
-        try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(withClientConfig(p))) {
             List<Future<RecordMetadata>> futures = new ArrayList<>();
             for (int i = 0; i < count; i++) {
                 String key = prefix + "-k" + i;
@@ -299,7 +330,7 @@ public final class Driver {
 
     // ------------------------------------------------------------------ consumers
 
-    static Properties consumerProps(String bootstrap, Map<String, String> o, String clientId) {
+    Properties consumerProps(String bootstrap, Map<String, String> o, String clientId) {
         Properties p = new Properties();
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ConsumerConfig.GROUP_ID_CONFIG, req(o, "group"));
@@ -325,7 +356,7 @@ public final class Driver {
         }
         p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
         p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
-        return p;
+        return withClientConfig(p);
     }
 
     static List<Object> partitions(Collection<TopicPartition> tps) {
