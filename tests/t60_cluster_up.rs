@@ -17,6 +17,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::tls::{kcat, on_path, rdkafka_has_ssl, read_properties, KcatRun};
 use common::{consume_exact, free_port, topic_name};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -481,19 +482,6 @@ async fn second_start_on_a_running_dir_fails_and_dead_nodes_are_not_restarted() 
 // ---------------------------------------------------------------------------------------------
 // `cluster up --secure`.
 
-/// `key=value` lines of a client property file (comments skipped).
-fn read_properties(path: &Path) -> Vec<(String, String)> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let (k, v) = l.split_once('=').expect("key=value");
-            (k.to_string(), v.to_string())
-        })
-        .collect()
-}
-
 fn property<'a>(props: &'a [(String, String)], key: &str) -> &'a str {
     props
         .iter()
@@ -600,76 +588,6 @@ async fn tls_metadata(
     .await
 }
 
-fn on_path(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
-/// Whether the librdkafka linked into this test was built with OpenSSL (rdkafka's `ssl` feature).
-fn rdkafka_has_ssl() -> bool {
-    match ClientConfig::new()
-        .set("security.protocol", "ssl")
-        .create::<rdkafka::producer::BaseProducer>()
-    {
-        Ok(_) => true,
-        Err(e) => {
-            let e = e.to_string();
-            assert!(e.contains("not available at build time"), "{e}");
-            false
-        }
-    }
-}
-
-/// Runs kcat with `args`, killing it after `limit`; returns (success, stdout, stderr).
-fn kcat(args: &[&str], stdin: Option<&str>, limit: Duration) -> (bool, String, String) {
-    use std::io::{Read, Write};
-    let mut child = Command::new("kcat")
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kcat");
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().unwrap();
-        pipe.write_all(input.as_bytes()).unwrap();
-    }
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let (out, err) = (out_reader.join().unwrap(), err_reader.join().unwrap());
-    (status.is_some_and(|s| s.success()), out, err)
-}
-
 /// Produces `records` (key, value) to partition 0 of `topic` with acks=all and reads them back, as a
 /// librdkafka client configured by `props` (the printed librdkafka file): through rdkafka when it was
 /// built with OpenSSL, else through kcat -F when kcat is installed. Returns false if neither can.
@@ -721,7 +639,11 @@ async fn librdkafka_round_trip(
     println!("librdkafka in this build has no OpenSSL: using kcat -F for the TLS client checks");
     let file = props_file.to_str().unwrap();
     let input: String = records.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let (ok, out, err) = kcat(
+    let KcatRun {
+        success: ok,
+        stdout: out,
+        stderr: err,
+    } = kcat(
         &[
             "-F", file, "-b", bootstrap, "-t", topic, "-p", "0", "-P", "-K:", "-X", "acks=all",
         ],
@@ -730,7 +652,11 @@ async fn librdkafka_round_trip(
     );
     assert!(ok && !err.contains("ERROR"), "kcat produce: {out}{err}");
     let count = records.len().to_string();
-    let (ok, out, err) = kcat(
+    let KcatRun {
+        success: ok,
+        stdout: out,
+        stderr: err,
+    } = kcat(
         &[
             "-F",
             file,
@@ -906,7 +832,11 @@ async fn secure_three_node_cluster_serves_mtls_clients_only() {
     if !ran {
         println!("neither rdkafka with OpenSSL nor kcat: skipping the librdkafka client checks");
     } else if on_path("kcat") {
-        let (ok, out, err) = kcat(
+        let KcatRun {
+            success: ok,
+            stdout: out,
+            stderr: err,
+        } = kcat(
             &[
                 "-b",
                 &bootstrap,

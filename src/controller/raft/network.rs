@@ -202,7 +202,7 @@ fn warn_rejected(reason: String) {
 }
 
 /// The reply of a node that does not lead the quorum to a request only the leader can answer.
-fn not_leader(metrics: &openraft::RaftMetrics<NodeId, ControllerNode>) -> RaftRpcReply {
+fn not_leader(metrics: &Metrics) -> RaftRpcReply {
     let leader = metrics.current_leader;
     RaftRpcReply::NotLeader {
         leader,
@@ -214,6 +214,24 @@ fn not_leader(metrics: &openraft::RaftMetrics<NodeId, ControllerNode>) -> RaftRp
                 .map(|(_, n)| n.clone())
         }),
     }
+}
+
+type Metrics = openraft::RaftMetrics<NodeId, ControllerNode>;
+
+fn is_voter(metrics: &Metrics, node_id: NodeId) -> bool {
+    metrics
+        .membership_config
+        .membership()
+        .voter_ids()
+        .any(|v| v == node_id)
+}
+
+/// Whether the membership has `node_id` (voter or learner) at exactly `node`'s address.
+fn is_member_at(metrics: &Metrics, node_id: NodeId, node: &ControllerNode) -> bool {
+    metrics
+        .membership_config
+        .nodes()
+        .any(|(id, n)| *id == node_id && n == node)
 }
 
 /// Adds a node that is not a voter as a learner, if this node leads the quorum. A voter's id is refused:
@@ -228,21 +246,12 @@ async fn add_observer(
     if metrics.current_leader != Some(this_node) {
         return not_leader(&metrics);
     }
-    if metrics
-        .membership_config
-        .membership()
-        .voter_ids()
-        .any(|v| v == node_id)
-    {
+    if is_voter(&metrics, node_id) {
         return RaftRpcReply::Membership(Err(format!(
             "node {node_id} is a voter of the metadata quorum; another node needs its own node.id"
         )));
     }
-    let known = metrics
-        .membership_config
-        .nodes()
-        .any(|(id, n)| *id == node_id && *n == node);
-    if known {
+    if is_member_at(&metrics, node_id, &node) {
         return RaftRpcReply::Membership(Ok(()));
     }
     match raft.add_learner(node_id, node.clone(), false).await {
@@ -267,15 +276,10 @@ async fn promote_to_voter(
     if metrics.current_leader != Some(this_node) {
         return not_leader(&metrics);
     }
-    let membership = metrics.membership_config.membership();
-    if membership.voter_ids().any(|v| v == node_id) {
+    if is_voter(&metrics, node_id) {
         return RaftRpcReply::Membership(Ok(()));
     }
-    if !metrics
-        .membership_config
-        .nodes()
-        .any(|(id, n)| *id == node_id && *n == node)
-    {
+    if !is_member_at(&metrics, node_id, &node) {
         return RaftRpcReply::Membership(Err(format!(
             "node {node_id} at {node} does not follow the metadata log yet"
         )));
