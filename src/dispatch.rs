@@ -2,7 +2,11 @@
 //! before the `kafka-protocol` decoders see it, because those pre-allocate from counts read off the wire.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{
+    ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind, SaslAuthenticateResponse,
+    SaslHandshakeResponse,
+};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kavka_config::BrokerConfig;
 
@@ -53,6 +57,16 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // KIP-848, only while `consumer` is in group.coordinator.rebalance.protocols (see `enabled`).
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    // Kafka 4 removed v0 of the ACL APIs (KIP-896).
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
+    // Kafka 4 still lists SaslHandshake v0, but v0 is followed by raw SASL tokens without Kafka framing,
+    // which every current client replaced with SaslAuthenticate (KIP-152).
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Whether the configuration enables an API: the consumer group protocol can be switched off, and then
@@ -87,6 +101,8 @@ pub enum FrameOutcome {
     NoResponse,
     /// Close the connection; the reason is logged with the peer address.
     Close(String),
+    /// Send this response, then close the connection (a failed authentication).
+    RespondAndClose(Bytes, String),
 }
 
 fn supported_range(
@@ -112,6 +128,8 @@ const CONTROLLER_LISTENER_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::BrokerRegistration, 0, 4),
     (ApiKey::BrokerHeartbeat, 0, 1),
     (ApiKey::AlterPartition, 2, 3),
+    // Client requests a broker forwards, with the client's principal (see `serve_envelope`).
+    (ApiKey::Envelope, 0, 0),
 ];
 
 /// Requests that change cluster metadata, and DescribeQuorum, which only the Raft leader can answer: a
@@ -128,6 +146,9 @@ const FORWARDED_TO_CONTROLLER: &[ApiKey] = &[
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
     ApiKey::DescribeQuorum,
+    ApiKey::CreateAcls,
+    ApiKey::DeleteAcls,
+    ApiKey::AlterUserScramCredentials,
 ];
 
 pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broker) -> FrameOutcome {
@@ -143,6 +164,20 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
             return FrameOutcome::Close(
                 "Raft RPC on a listener that is not a controller listener".into(),
             );
+        }
+        let ctx = RequestContext {
+            connection: conn,
+            api_version: peeked.api_version,
+            correlation_id: peeked.correlation_id,
+            client_id: None,
+        };
+        if !crate::security::authz::Authz::new(broker, &ctx)
+            .allows_cluster(crate::security::acl::AclOperation::ClusterAction)
+        {
+            return FrameOutcome::Close(format!(
+                "Raft RPC from {}, which lacks CLUSTER_ACTION on the cluster",
+                conn.principal
+            ));
         }
         let (raft, node_id) = (broker.quorum.raft(), broker.quorum.node_id());
         return match serve_rpc(&frame, raft, node_id, &broker.cluster_id).await {
@@ -195,7 +230,11 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
     }
     if FORWARDED_TO_CONTROLLER.contains(&api_key) && !conn.is_controller_listener {
         if let Some((controller, _)) = broker.controller_channel.remote_controller() {
-            match broker.controller_channel.forward(&frame).await {
+            match broker
+                .controller_channel
+                .forward(&frame, &conn.principal, conn.peer.ip())
+                .await
+            {
                 Ok(response) => return FrameOutcome::Respond(response),
                 // Answered here instead: the local controller refuses with NOT_CONTROLLER, and the
                 // client retries once it has fresh metadata.
@@ -223,7 +262,22 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
         correlation_id: header.correlation_id,
         client_id: header.client_id.as_ref().map(|s| s.to_string()),
     };
+    // What only other nodes of the cluster may send: their principal needs CLUSTER_ACTION, as in Kafka.
+    if CONTROLLER_LISTENER_APIS
+        .iter()
+        .any(|(k, _, _)| *k == api_key)
+        && !crate::security::authz::Authz::new(broker, &ctx)
+            .allows_cluster(crate::security::acl::AclOperation::ClusterAction)
+    {
+        return FrameOutcome::Close(format!(
+            "{api_key:?} from {}, which lacks CLUSTER_ACTION on the cluster",
+            conn.principal
+        ));
+    }
     let response = match request {
+        RequestKind::Envelope(req) => {
+            ResponseKind::Envelope(Box::pin(serve_envelope(broker, conn, req)).await)
+        }
         RequestKind::ApiVersions(req) => {
             ResponseKind::ApiVersions(handlers::api_versions::handle(broker, &ctx, req))
         }
@@ -237,7 +291,7 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
             handlers::alter_partition::handle(broker, version, req).await,
         ),
         RequestKind::OffsetForLeaderEpoch(req) => ResponseKind::OffsetForLeaderEpoch(
-            handlers::offset_for_leader_epoch::handle(broker, req).await,
+            handlers::offset_for_leader_epoch::handle(broker, &ctx, req).await,
         ),
         RequestKind::Metadata(req) => {
             ResponseKind::Metadata(handlers::metadata::handle(broker, &ctx, req).await)
@@ -279,7 +333,7 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
             handlers::alter_partition_reassignments::handle(broker, &ctx, req).await,
         ),
         RequestKind::ListPartitionReassignments(req) => ResponseKind::ListPartitionReassignments(
-            handlers::list_partition_reassignments::handle(broker, req).await,
+            handlers::list_partition_reassignments::handle(broker, &ctx, req).await,
         ),
         RequestKind::DescribeQuorum(req) => {
             ResponseKind::DescribeQuorum(handlers::describe_quorum::handle(broker, &ctx, req).await)
@@ -350,6 +404,37 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
         RequestKind::DescribeCluster(req) => {
             ResponseKind::DescribeCluster(handlers::describe_cluster::handle(broker, &ctx, req))
         }
+        RequestKind::CreateAcls(req) => {
+            ResponseKind::CreateAcls(handlers::create_acls::handle(broker, &ctx, req).await)
+        }
+        RequestKind::DescribeAcls(req) => {
+            ResponseKind::DescribeAcls(handlers::describe_acls::handle(broker, &ctx, req))
+        }
+        // On a SASL listener the connection's authentication layer answers these; here the listener has
+        // no SASL, as Kafka answers.
+        RequestKind::SaslHandshake(_) => ResponseKind::SaslHandshake(
+            SaslHandshakeResponse::default()
+                .with_error_code(ResponseError::IllegalSaslState.code()),
+        ),
+        RequestKind::SaslAuthenticate(_) => ResponseKind::SaslAuthenticate(
+            SaslAuthenticateResponse::default()
+                .with_error_code(ResponseError::IllegalSaslState.code())
+                .with_error_message(Some(handlers::str_bytes(format!(
+                    "listener {} does not use SASL",
+                    conn.listener_name
+                )))),
+        ),
+        RequestKind::DescribeUserScramCredentials(req) => {
+            ResponseKind::DescribeUserScramCredentials(
+                handlers::describe_user_scram_credentials::handle(broker, &ctx, req),
+            )
+        }
+        RequestKind::AlterUserScramCredentials(req) => ResponseKind::AlterUserScramCredentials(
+            handlers::alter_user_scram_credentials::handle(broker, &ctx, req).await,
+        ),
+        RequestKind::DeleteAcls(req) => {
+            ResponseKind::DeleteAcls(handlers::delete_acls::handle(broker, &ctx, req).await)
+        }
         // Unreachable while every SUPPORTED_APIS entry has an arm (a unit test checks that).
         _ => return FrameOutcome::Close(format!("no handler for advertised API {api_key:?}")),
     };
@@ -361,7 +446,54 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
     )
 }
 
-fn encode_response(
+/// Handles the client request a broker forwarded in an Envelope as if the client had sent it here, with
+/// the client's principal and address (the forwarding node was authorized for CLUSTER_ACTION already).
+/// Only requests brokers forward are accepted inside.
+async fn serve_envelope(
+    broker: &Broker,
+    conn: &ConnectionContext,
+    request: kafka_protocol::messages::EnvelopeRequest,
+) -> kafka_protocol::messages::EnvelopeResponse {
+    use kafka_protocol::messages::EnvelopeResponse;
+    let refuse = |error: ResponseError| EnvelopeResponse::default().with_error_code(error.code());
+    let inner_key = kavka_wire::peek_header(&request.request_data)
+        .and_then(|h| ApiKey::try_from(h.api_key).ok());
+    if !inner_key.is_some_and(|k| FORWARDED_TO_CONTROLLER.contains(&k)) {
+        return refuse(ResponseError::InvalidRequest);
+    }
+    let principal = request
+        .request_principal
+        .as_deref()
+        .and_then(|p| std::str::from_utf8(p).ok())
+        .filter(|p| p.contains(':'));
+    let address = match request.client_host_address.len() {
+        4 => <[u8; 4]>::try_from(&request.client_host_address[..])
+            .ok()
+            .map(std::net::IpAddr::from),
+        16 => <[u8; 16]>::try_from(&request.client_host_address[..])
+            .ok()
+            .map(std::net::IpAddr::from),
+        _ => None,
+    };
+    let (Some(principal), Some(address)) = (principal, address) else {
+        return refuse(ResponseError::PrincipalDeserializationFailure);
+    };
+    let client = ConnectionContext {
+        peer: std::net::SocketAddr::new(address, 0),
+        principal: principal.to_string(),
+        ..conn.clone()
+    };
+    match handle_frame(request.request_data, &client, broker).await {
+        FrameOutcome::Respond(response) => {
+            EnvelopeResponse::default().with_response_data(Some(response.slice(4..)))
+        }
+        FrameOutcome::NoResponse | FrameOutcome::Close(_) | FrameOutcome::RespondAndClose(..) => {
+            refuse(ResponseError::InvalidRequest)
+        }
+    }
+}
+
+pub(crate) fn encode_response(
     correlation_id: i32,
     header_version: i16,
     version: i16,
@@ -483,6 +615,19 @@ mod tests {
                 RequestKind::ConsumerGroupDescribe(ConsumerGroupDescribeRequest::default())
             }
             ApiKey::DeleteGroups => RequestKind::DeleteGroups(DeleteGroupsRequest::default()),
+            ApiKey::CreateAcls => RequestKind::CreateAcls(CreateAclsRequest::default()),
+            ApiKey::DescribeAcls => RequestKind::DescribeAcls(DescribeAclsRequest::default()),
+            ApiKey::DeleteAcls => RequestKind::DeleteAcls(DeleteAclsRequest::default()),
+            ApiKey::SaslHandshake => RequestKind::SaslHandshake(SaslHandshakeRequest::default()),
+            ApiKey::SaslAuthenticate => {
+                RequestKind::SaslAuthenticate(SaslAuthenticateRequest::default())
+            }
+            ApiKey::DescribeUserScramCredentials => RequestKind::DescribeUserScramCredentials(
+                DescribeUserScramCredentialsRequest::default(),
+            ),
+            ApiKey::AlterUserScramCredentials => {
+                RequestKind::AlterUserScramCredentials(AlterUserScramCredentialsRequest::default())
+            }
             // Unknown members get an immediate error answer (no waiting on a rebalance).
             ApiKey::JoinGroup => RequestKind::JoinGroup(
                 JoinGroupRequest::default()
@@ -535,7 +680,7 @@ mod tests {
             crate::controller::quorum::MetadataQuorum::start(
                 dir.path(),
                 "test-cluster",
-                None,
+                Default::default(),
                 0,
                 [(0, Default::default())].into(),
                 crate::controller::quorum::QuorumTiming {
@@ -585,6 +730,7 @@ mod tests {
             effective: Arc::new(std::sync::RwLock::new(Arc::new(broker_config.clone()))),
             published_broker_configs: Default::default(),
             tls: Default::default(),
+            authorizer: Default::default(),
         };
         let conn = ConnectionContext {
             peer: "127.0.0.1:1".parse().expect("addr"),
@@ -605,6 +751,7 @@ mod tests {
                         assert_eq!(&bytes[4..8], &7i32.to_be_bytes(), "{key:?} v{version}")
                     }
                     FrameOutcome::NoResponse => panic!("{key:?} v{version}: no response"),
+                    FrameOutcome::RespondAndClose(..) => panic!("{key:?} v{version}: closed"),
                     FrameOutcome::Close(reason) => panic!("{key:?} v{version}: closed: {reason}"),
                 }
             }

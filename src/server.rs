@@ -30,7 +30,7 @@ use crate::metadata::{
     BrokerEndpoint, Controller, ControllerError, MetadataError, MetadataImage, NewTopic,
     TopicDefaults,
 };
-use crate::network::{bind_listeners, is_tls, run_listener, NodeTls};
+use crate::network::{bind_listeners, run_listener, NodeTls};
 use crate::replica::ReplicaManager;
 use crate::storage_format;
 
@@ -90,6 +90,8 @@ pub struct Broker {
     pub(crate) published_broker_configs: Arc<std::sync::Mutex<Option<BrokerConfigs>>>,
     /// TLS of the node's SSL listeners and of its connections to other nodes' SSL listeners.
     pub tls: Arc<NodeTls>,
+    /// ACL authorization (`authorizer.class.name`); allows everything when none is configured.
+    pub authorizer: crate::security::acl::Authorizer,
 }
 
 /// The broker configuration in force, replaced when dynamic configuration changes.
@@ -440,35 +442,66 @@ async fn image_publisher(
     }
 }
 
-/// The TLS settings of the node's SSL listeners, after checking what this build serves: serving a SASL
-/// listener as plaintext would be silently insecure.
+/// The TLS settings of the node's SSL listeners and its SASL logins to other nodes, after checking the
+/// SASL settings of its SASL listeners (a listener that could authenticate nobody is refused at start-up
+/// rather than at the first client).
 fn load_tls(config: &BrokerConfig) -> Result<NodeTls, StartupError> {
+    use crate::security::sasl::{SaslClientConfig, SaslListener};
     use kavka_config::SecurityProtocol;
-    if let Some(listener) = config.listeners.iter().find(|l| {
+    let protocol = |name: &str| config.listener_security_protocol_map.get(name).copied();
+    let is_sasl = |name: &str| {
         matches!(
-            l.security_protocol,
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+            protocol(name),
+            Some(SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
         )
-    }) {
-        return Err(StartupError::Config(format!(
-            "listener {} uses security protocol {}, which Kavka does not serve yet: use PLAINTEXT or SSL",
-            listener.name,
-            listener.security_protocol.as_str()
-        )));
+    };
+    for listener in &config.listeners {
+        if is_sasl(&listener.name) {
+            SaslListener::from_config(config, &listener.name).map_err(StartupError::Config)?;
+        }
     }
     // The active controller sends the metadata log to a broker-only node's inter-broker listener with the
-    // controller listener's TLS settings.
+    // controller listener's settings.
+    let inter_broker = &config.inter_broker_listener_name;
     if !config.is_controller() {
         if let Some(controller) = config.controller_listener_names.first() {
-            let inter_broker = &config.inter_broker_listener_name;
-            if is_tls(config, controller) != is_tls(config, inter_broker) {
+            if protocol(controller) != protocol(inter_broker) {
                 return Err(StartupError::Config(format!(
-                    "a broker-only node receives the metadata log on its inter-broker listener {inter_broker}, so it must use TLS exactly when the controller listener {controller} does"
+                    "a broker-only node receives the metadata log on its inter-broker listener {inter_broker}, so it must use the security protocol of the controller listener {controller}"
                 )));
             }
         }
     }
-    NodeTls::load(config).map_err(|e| StartupError::Config(e.to_string()))
+    let mut tls = NodeTls::load(config).map_err(|e| StartupError::Config(e.to_string()))?;
+    if is_sasl(inter_broker) {
+        let client = SaslClientConfig::from_config(
+            config,
+            inter_broker,
+            "sasl.mechanism.inter.broker.protocol",
+        )
+        .map_err(StartupError::Config)?;
+        tls = tls.with_sasl_client(inter_broker, client);
+    }
+    if let Some(controller) = config.controller_listener_names.first() {
+        if is_sasl(controller) {
+            let client = SaslClientConfig::from_config(
+                config,
+                controller,
+                "sasl.mechanism.controller.protocol",
+            )
+            .map_err(StartupError::Config)?;
+            // Controllers replicate the metadata log, which holds the SCRAM credentials, over this
+            // listener: a SCRAM login there could never succeed on a new cluster.
+            if client.mechanism != "PLAIN" {
+                return Err(StartupError::Config(format!(
+                    "sasl.mechanism.controller.protocol must be PLAIN on a SASL controller listener (SCRAM credentials live in the metadata log the controllers replicate over it), or use SSL there; it is {}",
+                    client.mechanism
+                )));
+            }
+            tls = tls.with_sasl_client(controller, client);
+        }
+    }
+    Ok(tls)
 }
 
 /// How this node takes part in the metadata quorum.
@@ -592,6 +625,15 @@ pub async fn run(
 ) -> Result<(), StartupError> {
     let config = Arc::new(config);
     let tls = Arc::new(load_tls(&config)?);
+    let authorizer = crate::security::acl::Authorizer::from_config(
+        &config.authorizer_class_name,
+        &config.super_users,
+        config
+            .security
+            .get("allow.everyone.if.no.acl.found")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+    )
+    .map_err(StartupError::Config)?;
     let node_id = config.node_id;
     let log_dirs: Vec<PathBuf> = config.log_dirs.iter().map(PathBuf::from).collect();
     let first_dir = log_dirs
@@ -628,7 +670,8 @@ pub async fn run(
             config
                 .controller_listener_names
                 .first()
-                .and_then(|name| tls.listener(name)),
+                .map(|name| tls.peer(name))
+                .unwrap_or_default(),
             node_id as u64,
             plan.initial_voters.clone(),
             QuorumTiming {
@@ -693,6 +736,7 @@ pub async fn run(
         effective: Arc::new(std::sync::RwLock::new(effective)),
         published_broker_configs: Arc::new(std::sync::Mutex::new(None)),
         tls: tls.clone(),
+        authorizer,
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -977,7 +1021,7 @@ async fn join_quorum_as(
     join_as: JoinAs,
 ) {
     let mut logged = None;
-    let (node_id, tls) = (quorum.node_id(), quorum.controller_tls());
+    let (node_id, tls) = (quorum.node_id(), quorum.controller_security());
     loop {
         match join_quorum(contacts, cluster_id, tls.clone(), node_id, address, join_as).await {
             Ok(()) => {

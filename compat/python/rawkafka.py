@@ -212,3 +212,125 @@ def count_batch_records(records: bytes) -> int:
         n += count
         pos += 12 + length
     return n
+
+
+# ---------------------------------------------------------------- SASL and forged fetches
+
+
+def sasl_handshake_v1(conn: Conn, mechanism: str) -> tuple[int, list[str]]:
+    """SaslHandshake v1: (error_code, enabled mechanisms)."""
+    r = Reader(conn.request(17, 1, kstring(mechanism)))
+    err = r.take("h")
+    n = r.take("i")
+    return err, [r.string() for _ in range(max(n, 0))]
+
+
+def sasl_authenticate_v1(conn: Conn, auth_bytes: bytes) -> dict:
+    """SaslAuthenticate v1: {error, message, auth_bytes, session_lifetime_ms}."""
+    r = Reader(conn.request(36, 1, struct.pack(">i", len(auth_bytes)) + auth_bytes))
+    err = r.take("h")
+    message = r.string()
+    size = r.take("i")
+    data = b"" if size < 0 else r.data[r.pos:r.pos + size]
+    r.pos += max(size, 0)
+    lifetime = r.take("q")
+    return {"error": err, "message": message, "auth_bytes": data, "session_lifetime_ms": lifetime}
+
+
+def sasl_plain_login(conn: Conn, user: str, password: str) -> dict:
+    """SaslHandshake v1 PLAIN then SaslAuthenticate v1 with the PLAIN token; the authenticate answer."""
+    err, mechanisms = sasl_handshake_v1(conn, "PLAIN")
+    if err != 0:
+        raise AssertionError(f"SaslHandshake PLAIN answered error {err} ({mechanisms})")
+    return sasl_authenticate_v1(conn, b"\0" + user.encode() + b"\0" + password.encode())
+
+
+def metadata_v1(conn: Conn, topics: list[str] | None = None) -> dict:
+    """Metadata v1 (topics None = all): {brokers: [(id, host, port)], controller_id,
+    topics: {name: (error, [(partition, error, leader)])}}."""
+    body = struct.pack(">i", -1) if topics is None else (
+        struct.pack(">i", len(topics)) + b"".join(kstring(t) for t in topics))
+    r = Reader(conn.request(3, 1, body))
+    brokers = []
+    for _ in range(r.take("i")):
+        node, host, port = r.take("i"), r.string(), r.take("i")
+        r.string()  # rack
+        brokers.append((node, host, port))
+    controller = r.take("i")
+    out = {}
+    for _ in range(r.take("i")):
+        err, name = r.take("h"), r.string()
+        r.take("b")  # is_internal
+        parts = []
+        for _ in range(r.take("i")):
+            perr, pid, leader = r.take("hii")
+            for _ in range(2):  # replicas, isr
+                for _ in range(r.take("i")):
+                    r.take("i")
+            parts.append((pid, perr, leader))
+        out[name] = (err, parts)
+    return {"brokers": brokers, "controller_id": controller, "topics": out}
+
+
+def fetch_with_replica_id(conn: Conn, topic: str, partition: int, offset: int, replica_id: int,
+                          version: int = 4, max_wait_ms: int = 100,
+                          max_bytes: int = 1 << 20) -> dict:
+    """Fetch v4 or v11 (non-flexible) for one partition with the given replica_id (>= 0: a
+    follower's fetch). Returns {error (top level, v7+; else None), partitions: [{topic,
+    partition, error, high_watermark, records}]}: every partition the answer carries."""
+    assert version in (4, 11)
+    head = struct.pack(">iiiib", replica_id, max_wait_ms, 1, max_bytes, 0)
+    if version >= 7:
+        head += struct.pack(">ii", 0, -1)  # session_id, session_epoch (no session)
+    if version >= 9:
+        part = struct.pack(">iiqqi", partition, -1, offset, -1, max_bytes)
+    else:
+        part = struct.pack(">iqi", partition, offset, max_bytes)
+    body = head + struct.pack(">i", 1) + kstring(topic) + struct.pack(">i", 1) + part
+    if version >= 7:
+        body += struct.pack(">i", 0)  # forgotten topics
+    if version >= 11:
+        body += kstring("")  # rack_id
+    r = Reader(conn.request(1, version, body))
+    r.take("i")  # throttle
+    top_error = None
+    if version >= 7:
+        top_error = r.take("h")
+        r.take("i")  # session_id
+    parts = []
+    for _ in range(r.take("i")):
+        name = r.string()
+        for _ in range(r.take("i")):
+            p, err, hw, _lso = r.take("ihqq")
+            if version >= 5:
+                r.take("q")  # log_start_offset
+            for _ in range(max(r.take("i"), 0)):
+                r.take("qq")
+            if version >= 11:
+                r.take("i")  # preferred_read_replica
+            size = r.take("i")
+            records = b"" if size < 0 else r.data[r.pos:r.pos + size]
+            r.pos += max(size, 0)
+            parts.append({"topic": name, "partition": p, "error": err, "high_watermark": hw,
+                          "records": records})
+    return {"error": top_error, "partitions": parts}
+
+
+def describe_acls_v1(conn: Conn, resource_type: int = 1, name: str | None = None,
+                     pattern_type: int = 1, principal: str | None = None, host: str | None = None,
+                     operation: int = 1, permission: int = 1) -> dict:
+    """DescribeAcls v1 (defaults: ANY everything): {error, message, resources: [(type, name,
+    pattern, [(principal, host, operation, permission)])]}."""
+    body = (struct.pack(">b", resource_type) + kstring(name) + struct.pack(">b", pattern_type)
+            + kstring(principal) + kstring(host) + struct.pack(">bb", operation, permission))
+    r = Reader(conn.request(29, 1, body))
+    r.take("i")  # throttle
+    err, message = r.take("h"), r.string()
+    resources = []
+    for _ in range(max(r.take("i"), 0)):
+        rtype, rname, pattern = r.take("b"), r.string(), r.take("b")
+        acls = []
+        for _ in range(max(r.take("i"), 0)):
+            acls.append((r.string(), r.string(), r.take("b"), r.take("b")))
+        resources.append((rtype, rname, pattern, acls))
+    return {"error": err, "message": message, "resources": resources}

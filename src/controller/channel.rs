@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::EnvelopeRequest;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request};
 use tokio::sync::Mutex;
 
@@ -41,6 +42,8 @@ pub enum ChannelError {
     Timeout { node: u64, timeout: Duration },
     #[error("encoding or decoding a controller request: {0}")]
     Codec(String),
+    #[error("the controller refused the forwarded request with error code {0} (the forwarding node's principal needs CLUSTER_ACTION on the cluster, e.g. through super.users)")]
+    Refused(i16),
 }
 
 /// A broker's connection to the active controller; one exchange at a time (admin traffic is light).
@@ -87,9 +90,27 @@ impl ControllerChannel {
     }
 
     /// Relays a client's request frame (without its size prefix) and returns the controller's response
-    /// frame (with its size prefix), both untouched: the correlation id is the client's.
-    pub async fn forward(&self, frame: &[u8]) -> Result<Bytes, ChannelError> {
-        let response = self.exchange(frame).await?;
+    /// frame (with its size prefix), both untouched: the correlation id is the client's. The frame travels
+    /// in an Envelope (key 58) with the client's principal and address, so that the controller authorizes
+    /// the client, not this broker (as Kafka's forwarding does).
+    pub async fn forward(
+        &self,
+        frame: &[u8],
+        principal: &str,
+        client: std::net::IpAddr,
+    ) -> Result<Bytes, ChannelError> {
+        let envelope = EnvelopeRequest::default()
+            .with_request_data(Bytes::copy_from_slice(frame))
+            .with_request_principal(Some(Bytes::copy_from_slice(principal.as_bytes())))
+            .with_client_host_address(match client {
+                std::net::IpAddr::V4(v4) => Bytes::copy_from_slice(&v4.octets()),
+                std::net::IpAddr::V6(v6) => Bytes::copy_from_slice(&v6.octets()),
+            });
+        let answer = self.request(&envelope, 0).await?;
+        if answer.error_code != 0 {
+            return Err(ChannelError::Refused(answer.error_code));
+        }
+        let response = answer.response_data.unwrap_or_default();
         // The request header starts with key, version and then the correlation id; the response with it.
         if frame.get(4..8) != response.get(..4) {
             self.reset().await;
@@ -141,7 +162,11 @@ impl ControllerChannel {
         {
             *guard = Some((
                 node,
-                FramedConnection::new(address.clone(), MAX_RESPONSE, self.quorum.controller_tls()),
+                FramedConnection::new(
+                    address.clone(),
+                    MAX_RESPONSE,
+                    self.quorum.controller_security(),
+                ),
             ));
         }
         let Some((_, connection)) = guard.as_mut() else {

@@ -4,7 +4,6 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -13,7 +12,10 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Str
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::network::{read_frame, ListenerTls};
+use crate::network::{read_frame, PeerSecurity};
+use crate::security::sasl::SaslClientConfig;
+use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+use kavka_sasl::{plain_token, ScramClient, ScramMechanism};
 
 type ReadHalf = BufReader<Pin<Box<dyn AsyncRead + Send + Sync>>>;
 type WriteHalf = Pin<Box<dyn AsyncWrite + Send + Sync>>;
@@ -22,22 +24,18 @@ type WriteHalf = Pin<Box<dyn AsyncWrite + Send + Sync>>;
 pub struct FramedConnection {
     address: String,
     max_response: usize,
-    /// The TLS settings of the listener reached, when it is an SSL listener.
-    tls: Option<Arc<ListenerTls>>,
+    /// TLS and SASL of the listener reached.
+    security: PeerSecurity,
     stream: Option<(ReadHalf, WriteHalf)>,
 }
 
 impl FramedConnection {
-    /// `max_response` bounds the response frames read; `tls` is set when `address` is an SSL listener.
-    pub fn new(
-        address: String,
-        max_response: usize,
-        tls: Option<Arc<ListenerTls>>,
-    ) -> FramedConnection {
+    /// `max_response` bounds the response frames read; `security` says how to reach the listener.
+    pub fn new(address: String, max_response: usize, security: PeerSecurity) -> FramedConnection {
         FramedConnection {
             address,
             max_response,
-            tls,
+            security,
             stream: None,
         }
     }
@@ -52,11 +50,11 @@ impl FramedConnection {
     /// half-way drops it, so no later request can be answered with an earlier request's response.
     pub async fn exchange(&mut self, body: &[u8], timeout: Duration) -> io::Result<Bytes> {
         let stream = self.stream.take();
-        let (address, max_response, tls) = (&self.address, self.max_response, &self.tls);
+        let (address, max_response, security) = (&self.address, self.max_response, &self.security);
         let attempt = async move {
             let (mut reader, mut writer) = match stream {
                 Some(stream) => stream,
-                None => open(address, tls.as_deref()).await?,
+                None => open(address, security).await?,
             };
             let size = i32::try_from(body.len())
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "request too large"))?;
@@ -93,11 +91,11 @@ impl FramedConnection {
     }
 }
 
-/// Connects to `address`, through TLS when `tls` is set.
-async fn open(address: &str, tls: Option<&ListenerTls>) -> io::Result<(ReadHalf, WriteHalf)> {
+/// Connects to `address`, through TLS and then a SASL login as `security` says.
+async fn open(address: &str, security: &PeerSecurity) -> io::Result<(ReadHalf, WriteHalf)> {
     let stream = TcpStream::connect(address).await?;
     stream.set_nodelay(true)?;
-    let (read, write): (Pin<Box<dyn AsyncRead + Send + Sync>>, WriteHalf) = match tls {
+    let (read, write): (Pin<Box<dyn AsyncRead + Send + Sync>>, WriteHalf) = match &security.tls {
         Some(tls) => {
             let (read, write) = tokio::io::split(tls.connect(address, stream).await?);
             (Box::pin(read), Box::pin(write))
@@ -107,8 +105,103 @@ async fn open(address: &str, tls: Option<&ListenerTls>) -> io::Result<(ReadHalf,
             (Box::pin(read), Box::pin(write))
         }
     };
-    Ok((BufReader::new(read), write))
+    let (mut reader, mut writer) = (BufReader::new(read), write);
+    if let Some(sasl) = &security.sasl {
+        sasl_login(&mut reader, &mut writer, sasl)
+            .await
+            .map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("SASL login to {address}: {e}"),
+                )
+            })?;
+    }
+    Ok((reader, writer))
 }
+
+/// Logs in to a SASL listener (SaslHandshake v1, then SaslAuthenticate v2 tokens) as `sasl` says.
+async fn sasl_login(
+    reader: &mut ReadHalf,
+    writer: &mut WriteHalf,
+    sasl: &SaslClientConfig,
+) -> Result<(), String> {
+    let handshake = SaslHandshakeRequest::default()
+        .with_mechanism(StrBytes::from_string(sasl.mechanism.clone()));
+    let answer = exchange_once(reader, writer, &handshake, 1, 1).await?;
+    if answer.error_code != 0 {
+        return Err(format!(
+            "mechanism {} refused (error {}; the listener offers {:?})",
+            sasl.mechanism,
+            answer.error_code,
+            answer
+                .mechanisms
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+        ));
+    }
+    let authenticate =
+        |token: Vec<u8>| SaslAuthenticateRequest::default().with_auth_bytes(token.into());
+    let check = |answer: &kafka_protocol::messages::SaslAuthenticateResponse| {
+        if answer.error_code == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "error {}: {}",
+                answer.error_code,
+                answer.error_message.as_deref().unwrap_or("")
+            ))
+        }
+    };
+    match ScramMechanism::from_name(&sasl.mechanism) {
+        None => {
+            let token = plain_token(&sasl.username, &sasl.password);
+            let answer = exchange_once(reader, writer, &authenticate(token), 2, 2).await?;
+            check(&answer)
+        }
+        Some(mechanism) => {
+            let mut client = ScramClient::new(mechanism, &sasl.username, &sasl.password);
+            let first =
+                exchange_once(reader, writer, &authenticate(client.client_first()), 2, 2).await?;
+            check(&first)?;
+            let last = client
+                .handle_server_first(&first.auth_bytes)
+                .map_err(|e| e.to_string())?;
+            let done = exchange_once(reader, writer, &authenticate(last), 2, 3).await?;
+            check(&done)?;
+            client
+                .verify_server_final(&done.auth_bytes)
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// One request and its response on a stream being set up (before it carries other traffic).
+async fn exchange_once<R>(
+    reader: &mut ReadHalf,
+    writer: &mut WriteHalf,
+    request: &R,
+    version: i16,
+    correlation_id: i32,
+) -> Result<R::Response, String>
+where
+    R: Request + Encodable + HeaderVersion,
+    R::Response: Decodable + HeaderVersion,
+{
+    let body = encode_request(request, version, correlation_id)?;
+    let mut frame = Vec::with_capacity(body.len() + 4);
+    frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    writer.write_all(&frame).await.map_err(|e| e.to_string())?;
+    let response = read_frame(reader, MAX_SASL_RESPONSE)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the peer closed the connection")?;
+    decode_response::<R>(response, version, correlation_id)
+}
+
+/// SASL answers are a few hundred bytes.
+const MAX_SASL_RESPONSE: usize = 64 * 1024;
 
 /// A request body (header and message) of this node's own, at `version`, under `correlation_id`.
 pub fn encode_request<R>(request: &R, version: i16, correlation_id: i32) -> Result<BytesMut, String>

@@ -24,7 +24,7 @@ use crate::metadata::{
     ControllerError, MetadataError, MetadataImage, MetadataJournal, MetadataRecord,
 };
 use crate::metadata::{MetadataLog, METADATA_LOG_FILE};
-use crate::network::ListenerTls;
+use crate::network::PeerSecurity;
 
 /// Records per Raft entry when importing a single-node metadata log.
 const IMPORT_CHUNK: usize = 1000;
@@ -60,7 +60,7 @@ pub struct MetadataQuorum {
     runtime: Handle,
     /// The term in which this node last confirmed its leadership (see `image_for_update`); 0 = never.
     verified_term: AtomicU64,
-    controller_tls: Option<Arc<ListenerTls>>,
+    controller_security: PeerSecurity,
 }
 
 impl MetadataQuorum {
@@ -70,7 +70,7 @@ impl MetadataQuorum {
     pub async fn start(
         log_dir: &Path,
         cluster_id: &str,
-        controller_tls: Option<Arc<ListenerTls>>,
+        controller_security: PeerSecurity,
         node_id: u64,
         voters: BTreeMap<u64, ControllerNode>,
         timing: QuorumTiming,
@@ -103,7 +103,7 @@ impl MetadataQuorum {
             Arc::new(config),
             ControllerNetwork {
                 cluster_id: cluster_id.to_string(),
-                tls: controller_tls.clone(),
+                security: controller_security.clone(),
             },
             log_store,
             state_machine,
@@ -134,13 +134,13 @@ impl MetadataQuorum {
             images,
             runtime: Handle::current(),
             verified_term: AtomicU64::new(0),
-            controller_tls,
+            controller_security,
         })
     }
 
-    /// The TLS settings for reaching controllers, when the controller listener is an SSL listener.
-    pub fn controller_tls(&self) -> Option<Arc<ListenerTls>> {
-        self.controller_tls.clone()
+    /// How this node reaches controllers (TLS, SASL) on the controller listener.
+    pub fn controller_security(&self) -> PeerSecurity {
+        self.controller_security.clone()
     }
 
     pub fn raft(&self) -> &MetadataRaft {
@@ -377,7 +377,7 @@ mod tests {
         let quorum = MetadataQuorum::start(
             dir,
             "test-cluster",
-            None,
+            Default::default(),
             7,
             BTreeMap::from([(7, ControllerNode::default())]),
             QuorumTiming {

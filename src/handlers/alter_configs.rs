@@ -13,11 +13,33 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use super::str_bytes;
 use crate::dispatch::RequestContext;
 use crate::metadata::ControllerError;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 /// Resource type codes (Kafka's ConfigResource.Type).
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_BROKER_LOGGER: i8 = 8;
+
+/// Kafka's ACL check for a config resource: topic configs are guarded by the topic, broker and
+/// broker-logger configs by the cluster. Other types are left to the handler to refuse as invalid.
+pub fn config_access_error(
+    authz: &Authz<'_>,
+    operation: AclOperation,
+    resource_type: i8,
+    name: &str,
+) -> Option<ResponseError> {
+    match resource_type {
+        RESOURCE_TOPIC if !authz.allows(operation, ResourceType::Topic, name) => {
+            Some(ResponseError::TopicAuthorizationFailed)
+        }
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER if !authz.allows_cluster(operation) => {
+            Some(ResponseError::ClusterAuthorizationFailed)
+        }
+        _ => None,
+    }
+}
 
 /// The outcome of altering one resource: (error code, message).
 pub type AlterOutcome = (i16, Option<String>);
@@ -97,10 +119,19 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
+    let authz = Authz::new(broker, ctx);
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let name = resource.resource_name.to_string();
-        let (code, message) = if duplicate_keys(resource.configs.iter().map(|c| c.name.as_str())) {
+        let denied = config_access_error(
+            &authz,
+            AclOperation::AlterConfigs,
+            resource.resource_type,
+            &name,
+        );
+        let (code, message) = if let Some(e) = denied {
+            (e.code(), None)
+        } else if duplicate_keys(resource.configs.iter().map(|c| c.name.as_str())) {
             (
                 ResponseError::InvalidRequest.code(),
                 Some("Error due to duplicate config keys".to_string()),

@@ -8,9 +8,13 @@ use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
 };
 
+use kafka_protocol::error::ResponseError;
+
 use super::str_bytes;
 use crate::dispatch::RequestContext;
 use crate::metadata::ReassignmentRequest;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 /// First version with `AllowReplicationFactorChange` (KIP-860).
@@ -36,6 +40,29 @@ pub async fn handle(
         .collect();
     let response = AlterPartitionReassignmentsResponse::default()
         .with_allow_replication_factor_change(allow_rf_change);
+    if !Authz::new(broker, ctx).allows_cluster(AclOperation::Alter) {
+        // As Kafka's error response: the top-level error, repeated on every named partition.
+        let code = ResponseError::ClusterAuthorizationFailed.code();
+        let topics = request
+            .topics
+            .iter()
+            .map(|t| {
+                ReassignableTopicResponse::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                ReassignablePartitionResponse::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(code)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        return response.with_error_code(code).with_responses(topics);
+    }
     let results = match broker
         .with_controller(move |c| c.alter_partition_reassignments(requests, allow_rf_change))
         .await

@@ -9,11 +9,12 @@ use kafka_protocol::messages::{
     ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, TopicName,
 };
 
-use super::describe_groups::ALL_GROUP_OPERATIONS;
 use super::str_bytes;
 use crate::coordinator::assignor;
 use crate::dispatch::RequestContext;
 use crate::metadata::MetadataImage;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 /// ConsumerGroupDescribe v1 (KIP-1099): which protocol the member speaks; 1 = consumer.
@@ -21,21 +22,26 @@ const MEMBER_TYPE_CONSUMER: i8 = 1;
 
 pub fn handle(
     broker: &Broker,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
     let image = broker.image();
+    let authz = Authz::new(broker, ctx);
     let groups = request
         .group_ids
         .into_iter()
         .map(|id| {
             let described = DescribedGroup::default()
                 .with_group_id(id.clone())
-                .with_authorized_operations(if request.include_authorized_operations {
-                    ALL_GROUP_OPERATIONS
-                } else {
-                    i32::MIN
-                });
+                .with_authorized_operations(i32::MIN);
+            if !authz.allows(AclOperation::Describe, ResourceType::Group, &id) {
+                return described.with_error_code(ResponseError::GroupAuthorizationFailed.code());
+            }
+            let described = if request.include_authorized_operations {
+                described.with_authorized_operations(authz.operations(ResourceType::Group, &id))
+            } else {
+                described
+            };
             let fail = |code: ResponseError, message: String| {
                 described
                     .clone()

@@ -14,6 +14,8 @@ use crate::coordinator::consumer::{HeartbeatOutcome, HeartbeatRequest, JOIN_EPOC
 use crate::coordinator::records::{OffsetsKey, MAX_GROUP_ID_LEN};
 use crate::coordinator::write_group_records;
 use crate::dispatch::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 pub async fn handle(
@@ -21,6 +23,10 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     request: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
+    if !Authz::new(broker, ctx).allows(AclOperation::Read, ResourceType::Group, &request.group_id) {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let req = HeartbeatRequest {
         group: request.group_id.to_string(),
         member_id: request.member_id.to_string(),

@@ -1,20 +1,32 @@
 //! CreatePartitions (key 37): grows topics; never shrinks them.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
 use super::str_bytes;
 use crate::dispatch::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
+    let authz = Authz::new(broker, ctx);
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.to_string();
+        if !authz.allows(AclOperation::Alter, ResourceType::Topic, &name) {
+            results.push(
+                CreatePartitionsTopicResult::default()
+                    .with_name(topic.name)
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+            );
+            continue;
+        }
         let count = topic.count;
         let assignments: Option<Vec<Vec<i32>>> = topic.assignments.as_ref().map(|list| {
             list.iter()

@@ -11,6 +11,8 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use super::str_bytes;
 use crate::dispatch::RequestContext;
 use crate::metadata::NewTopic;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 pub async fn handle(
@@ -52,6 +54,7 @@ pub async fn handle(
             .collect();
         return CreateTopicsResponse::default().with_topics(results);
     }
+    let authz = Authz::new(broker, ctx);
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.to_string();
@@ -68,6 +71,10 @@ pub async fn handle(
                         ctx.client_id.clone().unwrap_or_default()
                     )))),
             );
+            continue;
+        }
+        if !super::metadata::may_create_topic(&authz, &name) {
+            results.push(result.with_error_code(ResponseError::TopicAuthorizationFailed.code()));
             continue;
         }
         let mut configs = BTreeMap::new();
@@ -128,6 +135,25 @@ pub async fn handle(
             .await
         {
             Ok((topic_id, partitions, rf)) => {
+                let result = result
+                    .with_topic_id(if validate_only {
+                        uuid::Uuid::nil()
+                    } else {
+                        topic_id
+                    })
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(rf);
+                // The resulting configs are shown only to those who may read them.
+                if !authz.allows(AclOperation::DescribeConfigs, ResourceType::Topic, &name) {
+                    results.push(
+                        result
+                            .with_topic_config_error_code(
+                                ResponseError::TopicAuthorizationFailed.code(),
+                            )
+                            .with_configs(Some(Vec::new())),
+                    );
+                    continue;
+                }
                 let described =
                     kavka_config::describe_topic_configs(&configs, &broker.effective_config())
                         .into_iter()
@@ -144,17 +170,7 @@ pub async fn handle(
                                 .with_is_sensitive(entry.sensitive)
                         })
                         .collect();
-                results.push(
-                    result
-                        .with_topic_id(if validate_only {
-                            uuid::Uuid::nil()
-                        } else {
-                            topic_id
-                        })
-                        .with_num_partitions(partitions)
-                        .with_replication_factor(rf)
-                        .with_configs(Some(described)),
-                );
+                results.push(result.with_configs(Some(described)));
             }
             Err(e) => results.push(
                 result

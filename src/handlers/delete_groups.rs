@@ -8,16 +8,27 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use crate::coordinator::records::OffsetsKey;
 use crate::coordinator::{offset_tombstone, write_group_records, OffsetsRecord};
 use crate::dispatch::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
+    let authz = Authz::new(broker, ctx);
     let mut results = Vec::with_capacity(request.groups_names.len());
     for id in request.groups_names {
         let group = id.to_string();
+        if !authz.allows(AclOperation::Delete, ResourceType::Group, &group) {
+            results.push(
+                DeletableGroupResult::default()
+                    .with_group_id(id)
+                    .with_error_code(ResponseError::GroupAuthorizationFailed.code()),
+            );
+            continue;
+        }
         let is_consumer_group = broker.consumers.contains(&group);
         let known = broker.groups.group(&group).or_else(|| {
             (is_consumer_group || broker.membership.describe(&group).is_some())

@@ -11,24 +11,29 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use super::storage_error_code;
 use crate::dispatch::RequestContext;
 use crate::metadata::INTERNAL_TOPICS;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let image = broker.image();
+    let authz = Authz::new(broker, ctx);
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.to_string();
         let known = image.topic(&name).cloned();
+        let deletable = authz.allows(AclOperation::Delete, ResourceType::Topic, &name);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
             let result = DeleteRecordsPartitionResult::default()
                 .with_partition_index(p.partition_index)
                 .with_low_watermark(-1);
             let partition = match known.as_ref() {
+                _ if !deletable => Err(ResponseError::TopicAuthorizationFailed),
                 Some(t) => broker.replicas.leader_for(t, p.partition_index),
                 None => Err(ResponseError::UnknownTopicOrPartition),
             };

@@ -7,6 +7,8 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicN
 use super::str_bytes;
 use crate::dispatch::RequestContext;
 use crate::metadata::TopicRef;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 pub async fn handle(
@@ -53,12 +55,18 @@ pub async fn handle(
             .collect();
         return DeleteTopicsResponse::default().with_responses(responses);
     }
+    let authz = Authz::new(broker, ctx);
     let mut responses = Vec::with_capacity(targets.len());
     for target in targets {
         let mut result = DeletableTopicResult::default();
         match &target {
             TopicRef::Name(name) => result.name = Some(TopicName(str_bytes(name.clone()))),
             TopicRef::Id(id) => result.topic_id = *id,
+        }
+        if let Some(error) = deletion_refused(broker, &authz, &target) {
+            result.error_code = error.code();
+            responses.push(result);
+            continue;
         }
         let request_target = target.clone();
         match broker
@@ -77,4 +85,32 @@ pub async fn handle(
         responses.push(result);
     }
     DeleteTopicsResponse::default().with_responses(responses)
+}
+
+/// Kafka's checks: DELETE on the topic. What a requester may not describe is refused the same way
+/// whether it exists or not (its existence is not revealed); an unknown id stays UNKNOWN_TOPIC_ID,
+/// since an id reveals no name.
+fn deletion_refused(
+    broker: &Broker,
+    authz: &Authz<'_>,
+    target: &TopicRef,
+) -> Option<ResponseError> {
+    let image = broker.image();
+    let (name, exists) = match target {
+        TopicRef::Name(name) => (name.as_str(), image.topic(name).is_some()),
+        TopicRef::Id(id) => match image.topic_by_id(id) {
+            Some(topic) => (topic.name.as_str(), true),
+            None => return None,
+        },
+    };
+    if authz.can_see(AclOperation::Delete, ResourceType::Topic, name) {
+        return None;
+    }
+    let describable = authz.can_see(AclOperation::Describe, ResourceType::Topic, name);
+    if !exists && describable {
+        return Some(ResponseError::UnknownTopicOrPartition);
+    }
+    // Logged once, as the refusal it is.
+    authz.allows(AclOperation::Delete, ResourceType::Topic, name);
+    Some(ResponseError::TopicAuthorizationFailed)
 }

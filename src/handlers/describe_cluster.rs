@@ -4,9 +4,10 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::metadata::ALL_CLUSTER_OPERATIONS;
 use super::str_bytes;
 use crate::dispatch::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_RESOURCE_NAME};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 /// endpoint_type 1 = brokers; 2 = controllers (KIP-919), which clients reach only on controller listeners.
@@ -27,6 +28,10 @@ pub fn handle(
                 "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER",
             )));
     }
+    let authz = Authz::new(broker, ctx);
+    if !authz.allows_cluster(AclOperation::Describe) {
+        return response.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let brokers = super::metadata::live_brokers(broker, ctx)
         .into_iter()
         .map(|b| {
@@ -43,7 +48,7 @@ pub fn handle(
         .with_controller_id(BrokerId(broker.node_id))
         .with_brokers(brokers)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            ALL_CLUSTER_OPERATIONS
+            authz.operations(ResourceType::Cluster, CLUSTER_RESOURCE_NAME)
         } else {
             i32::MIN
         })

@@ -7,14 +7,14 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kavka_config::ConfigEntry;
 
+use super::alter_configs::{
+    config_access_error, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC,
+};
 use super::str_bytes;
 use crate::dispatch::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 use crate::server::Broker;
-
-/// Resource type codes of DescribeConfigs (Kafka's ConfigResource.Type).
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
-const RESOURCE_BROKER_LOGGER: i8 = 8;
 
 pub fn handle(
     broker: &Broker,
@@ -22,6 +22,7 @@ pub fn handle(
     request: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
     let image = broker.image();
+    let authz = Authz::new(broker, ctx);
     let results = request
         .resources
         .iter()
@@ -30,6 +31,14 @@ pub fn handle(
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
+            if let Some(e) = config_access_error(
+                &authz,
+                AclOperation::DescribeConfigs,
+                resource.resource_type,
+                &name,
+            ) {
+                return result.with_error_code(e.code());
+            }
             let entries = match resource.resource_type {
                 RESOURCE_TOPIC => match image.topic(&name) {
                     Some(topic) => kavka_config::describe_topic_configs(

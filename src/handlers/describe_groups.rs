@@ -8,17 +8,18 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use super::list_groups::SIMPLE_GROUP_STATE;
 use super::str_bytes;
 use crate::dispatch::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 const GROUP_ID_NOT_FOUND_VERSION: i16 = 6;
-/// Group operations without an authorizer: READ(3) DELETE(6) DESCRIBE(8).
-pub const ALL_GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
 pub fn handle(
     broker: &Broker,
     ctx: &RequestContext<'_>,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
+    let authz = Authz::new(broker, ctx);
     let groups = request
         .groups
         .iter()
@@ -27,11 +28,17 @@ pub fn handle(
                 .with_group_id(id.clone())
                 .with_protocol_type(str_bytes(""))
                 .with_protocol_data(str_bytes(""))
-                .with_authorized_operations(if request.include_authorized_operations {
-                    ALL_GROUP_OPERATIONS
-                } else {
-                    i32::MIN
-                });
+                .with_authorized_operations(i32::MIN);
+            if !authz.allows(AclOperation::Describe, ResourceType::Group, id) {
+                return described
+                    .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+                    .with_group_state(str_bytes(""));
+            }
+            let described = if request.include_authorized_operations {
+                described.with_authorized_operations(authz.operations(ResourceType::Group, id))
+            } else {
+                described
+            };
             // No such classic group: Dead, and GROUP_ID_NOT_FOUND from v6.
             let not_found = |described: DescribedGroup, why: &str| {
                 let described = described.with_group_state(str_bytes("Dead"));

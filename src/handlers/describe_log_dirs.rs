@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
@@ -11,13 +12,24 @@ use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, 
 
 use super::str_bytes;
 use crate::dispatch::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
+    if !Authz::new(broker, ctx).allows_cluster(AclOperation::Describe) {
+        // As Kafka: no directories; v0-v2 have no error field, so they just see none.
+        let response = DescribeLogDirsResponse::default();
+        return if ctx.api_version >= 3 {
+            response.with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+        } else {
+            response
+        };
+    }
     let image = broker.image();
     // null = every partition hosted here.
     let wanted: Option<BTreeMap<String, BTreeSet<i32>>> = request.topics.as_ref().map(|topics| {

@@ -40,6 +40,8 @@ use super::str_bytes;
 use crate::controller::quorum::MetadataQuorum;
 use crate::controller::raft::ControllerNode;
 use crate::dispatch::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 /// The metadata log's topic, as Kafka names it.
@@ -72,7 +74,12 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     request: DescribeQuorumRequest,
 ) -> DescribeQuorumResponse {
-    // Kafka authorizes DESCRIBE on the CLUSTER resource here (ControllerApis.handleDescribeQuorum).
+    // As Kafka's ControllerApis.handleDescribeQuorum, before looking at the request.
+    if !Authz::new(broker, ctx).allows_cluster(AclOperation::Describe) {
+        return DescribeQuorumResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(None);
+    }
     if !names_metadata_partition(&request) {
         return partition_errors(&request, ResponseError::UnknownTopicOrPartition);
     }

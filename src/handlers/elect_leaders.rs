@@ -8,6 +8,8 @@ use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicN
 use super::str_bytes;
 use crate::dispatch::RequestContext;
 use crate::metadata::{ElectionResult, ElectionType};
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 pub async fn handle(
@@ -29,6 +31,10 @@ pub async fn handle(
             .collect()
     });
     let outcome = match election {
+        _ if !Authz::new(broker, ctx).allows_cluster(AclOperation::Alter) => Err((
+            ResponseError::ClusterAuthorizationFailed.code(),
+            "not authorized to elect leaders".to_string(),
+        )),
         Some(election) => {
             let wanted = wanted.clone();
             broker

@@ -18,6 +18,8 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName}
 
 use super::{leader_hints, now_ms, storage_error_code};
 use crate::dispatch::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 /// First Fetch version that names topics by id (KIP-516).
@@ -59,11 +61,50 @@ pub async fn handle(
         (request.replica_id.0, -1)
     };
     let follower = (follower.0 >= 0).then_some(follower);
+    let authz = Authz::new(broker, ctx);
+    // Only brokers replicate: a client naming a replica id would otherwise read past the high watermark
+    // and move the ISR. As Kafka, every partition of such a fetch is answered TOPIC_AUTHORIZATION_FAILED
+    // and nothing is read.
+    let forged = follower.is_some() && !authz.allows_cluster(AclOperation::ClusterAction);
+    let follower = if forged { None } else { follower };
+    // Decided once per request, not on every pass of the long poll. Followers are allowed every topic.
+    let readable: Vec<bool> = {
+        let image = broker.image();
+        request
+            .topics
+            .iter()
+            .map(|t| {
+                if forged {
+                    return false;
+                }
+                if follower.is_some() {
+                    return true;
+                }
+                let name = if ctx.api_version >= TOPIC_ID_VERSION {
+                    image.topic_by_id(&t.topic_id).map(|t| t.name.as_str())
+                } else {
+                    Some(t.topic.as_str())
+                };
+                // An unknown id is answered UNKNOWN_TOPIC_ID by the read.
+                match name {
+                    Some(name) => authz.allows(AclOperation::Read, ResourceType::Topic, name),
+                    None => true,
+                }
+            })
+            .collect()
+    };
     // Subscribe before the first read so an append between the read and the wait is not missed.
     let mut appended = broker.replicas.subscribe_appends();
     loop {
-        let (responses, bytes, has_error) =
-            read_once(broker, ctx.api_version, &request, max_bytes, follower).await;
+        let (responses, bytes, has_error) = read_once(
+            broker,
+            ctx.api_version,
+            &request,
+            &readable,
+            max_bytes,
+            follower,
+        )
+        .await;
         let now = Instant::now();
         if bytes >= min_bytes || has_error || request.topics.is_empty() || now >= deadline {
             let mut response = FetchResponse::default()
@@ -128,6 +169,7 @@ async fn read_once(
     broker: &Broker,
     version: i16,
     request: &FetchRequest,
+    readable: &[bool],
     max_bytes: usize,
     follower: Option<(i32, i64)>,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
@@ -136,7 +178,7 @@ async fn read_once(
     let mut total = 0usize;
     let mut has_error = false;
     let mut topics = Vec::with_capacity(request.topics.len());
-    for fetch_topic in &request.topics {
+    for (fetch_topic, readable) in request.topics.iter().zip(readable) {
         let topic = if version >= TOPIC_ID_VERSION {
             image.topic_by_id(&fetch_topic.topic_id)
         } else {
@@ -151,6 +193,12 @@ async fn read_once(
                 .with_log_start_offset(-1)
                 .with_preferred_read_replica(BrokerId(-1))
                 .with_records(Some(Bytes::new()));
+            if !readable {
+                has_error = true;
+                partitions
+                    .push(base.with_error_code(ResponseError::TopicAuthorizationFailed.code()));
+                continue;
+            }
             let Some(topic) = topic else {
                 has_error = true;
                 partitions.push(base.with_error_code(if version >= TOPIC_ID_VERSION {

@@ -9,6 +9,8 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use super::str_bytes;
 use crate::coordinator::{ensure_offsets_topic, partition_for};
 use crate::dispatch::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 /// First version with batched `coordinator_keys` (KIP-699).
@@ -23,22 +25,41 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let offsets_topic = if request.key_type == KEY_TYPE_GROUP {
+    let keys: Vec<&str> = if ctx.api_version >= BATCHED_VERSION {
+        request
+            .coordinator_keys
+            .iter()
+            .map(|k| k.as_str())
+            .collect()
+    } else {
+        vec![request.key.as_str()]
+    };
+    let authz = Authz::new(broker, ctx);
+    let denial = match request.key_type {
+        KEY_TYPE_GROUP => Some((ResourceType::Group, ResponseError::GroupAuthorizationFailed)),
+        KEY_TYPE_TRANSACTION => Some((
+            ResourceType::TransactionalId,
+            ResponseError::TransactionalIdAuthorizationFailed,
+        )),
+        _ => None,
+    };
+    // Keys the requester may not describe are refused before anything is looked up or created.
+    let refused: std::collections::HashSet<&str> = match denial {
+        Some((resource_type, _)) => keys
+            .iter()
+            .copied()
+            .filter(|key| !authz.allows(AclOperation::Describe, resource_type, key))
+            .collect(),
+        None => Default::default(),
+    };
+    let any_authorized = keys.iter().any(|key| !refused.contains(key));
+    let offsets_topic = if request.key_type == KEY_TYPE_GROUP && any_authorized {
         Some(ensure_offsets_topic(broker).await)
     } else {
         None
     };
     if matches!(offsets_topic, Some(Ok(_))) {
-        let keys: Vec<&str> = if ctx.api_version >= BATCHED_VERSION {
-            request
-                .coordinator_keys
-                .iter()
-                .map(|k| k.as_str())
-                .collect()
-        } else {
-            vec![request.key.as_str()]
-        };
-        for key in keys {
+        for key in keys.iter().filter(|key| !refused.contains(*key)) {
             crate::coordinator::loading::settle(broker, key, SETTLE_LIMIT).await;
         }
     }
@@ -48,6 +69,9 @@ pub async fn handle(
             .with_key(str_bytes(key))
             .with_node_id(BrokerId(-1))
             .with_port(-1);
+        if let (Some((_, error)), true) = (denial, refused.contains(key)) {
+            return found.with_error_code(error.code());
+        }
         match request.key_type {
             KEY_TYPE_GROUP => {
                 let topic = match &offsets_topic {

@@ -7,9 +7,11 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use kavka_config::ConfigOp;
 
-use super::alter_configs::{alter_resource, duplicate_keys};
+use super::alter_configs::{alter_resource, config_access_error, duplicate_keys};
 use super::str_bytes;
 use crate::dispatch::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 /// Kafka's AlterConfigOp.OpType codes.
@@ -23,9 +25,16 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
+    let authz = Authz::new(broker, ctx);
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let name = resource.resource_name.to_string();
+        let denied = config_access_error(
+            &authz,
+            AclOperation::AlterConfigs,
+            resource.resource_type,
+            &name,
+        );
         let ops: Result<Vec<(String, ConfigOp)>, String> = resource
             .configs
             .iter()
@@ -47,13 +56,14 @@ pub async fn handle(
                 Ok((key, op))
             })
             .collect();
-        let (code, message) = match ops {
+        let (code, message) = match (denied, ops) {
+            (Some(e), _) => (e.code(), None),
             _ if duplicate_keys(resource.configs.iter().map(|c| c.name.as_str())) => (
                 ResponseError::InvalidRequest.code(),
                 Some("Error due to duplicate config keys".to_string()),
             ),
-            Err(message) => (ResponseError::InvalidRequest.code(), Some(message)),
-            Ok(ops) => {
+            (None, Err(message)) => (ResponseError::InvalidRequest.code(), Some(message)),
+            (None, Ok(ops)) => {
                 let apply = if resource.resource_type == super::alter_configs::RESOURCE_TOPIC {
                     kavka_config::apply_topic_config_ops
                 } else {

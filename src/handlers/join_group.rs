@@ -11,6 +11,8 @@ use super::str_bytes;
 use crate::coordinator::classic::{JoinOutcome, JoinRequest, Reply};
 use crate::coordinator::records::MAX_GROUP_ID_LEN;
 use crate::dispatch::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 /// KIP-394: from v4 a first join without a member id is answered MEMBER_ID_REQUIRED.
@@ -27,63 +29,71 @@ pub async fn handle(
 ) -> JoinGroupResponse {
     let version = ctx.api_version;
     let group = request.group_id.to_string();
-    let outcome = if group.is_empty() || group.len() > MAX_GROUP_ID_LEN {
-        JoinOutcome {
-            error: ResponseError::InvalidGroupId.code(),
-            generation: -1,
-            member_id: request.member_id.to_string(),
-            ..Default::default()
-        }
-    } else if let Err(e) = crate::coordinator::loading::check(broker, &group) {
-        JoinOutcome {
-            error: e.code(),
-            generation: -1,
-            member_id: request.member_id.to_string(),
-            ..Default::default()
-        }
-    } else if let Err(code) = take_over_empty_consumer_group(broker, &group).await {
-        JoinOutcome {
-            error: code,
-            generation: -1,
-            member_id: request.member_id.to_string(),
-            ..Default::default()
-        }
-    } else {
-        let session = Duration::from_millis(request.session_timeout_ms.max(0) as u64);
-        let rebalance = if version >= REBALANCE_TIMEOUT_VERSION {
-            Duration::from_millis(request.rebalance_timeout_ms.max(0) as u64)
-        } else {
-            session
-        };
-        let join = JoinRequest {
-            group: group.clone(),
-            member_id: request.member_id.to_string(),
-            instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
-            client_id: ctx.client_id.clone().unwrap_or_default(),
-            client_host: format!("/{}", ctx.connection.peer.ip()),
-            session_timeout: session,
-            rebalance_timeout: rebalance,
-            protocol_type: request.protocol_type.to_string(),
-            protocols: request
-                .protocols
-                .iter()
-                .map(|p| (p.name.to_string(), p.metadata.clone()))
-                .collect(),
-            require_known_member_id: version >= MEMBER_ID_REQUIRED_VERSION,
-        };
-        let (reply, dirty) = broker.membership.join(join, Instant::now());
-        broker.persist_groups(dirty).await;
-        match reply {
-            Reply::Now(outcome) => outcome,
-            // The sender is dropped only if the group itself goes away (DeleteGroups cannot delete a group
-            // with members, so this is a coordinator shutting down).
-            Reply::Later(rx) => rx.await.unwrap_or(JoinOutcome {
-                error: ResponseError::CoordinatorNotAvailable.code(),
+    let outcome =
+        if !Authz::new(broker, ctx).allows(AclOperation::Read, ResourceType::Group, &group) {
+            JoinOutcome {
+                error: ResponseError::GroupAuthorizationFailed.code(),
                 generation: -1,
+                member_id: request.member_id.to_string(),
                 ..Default::default()
-            }),
-        }
-    };
+            }
+        } else if group.is_empty() || group.len() > MAX_GROUP_ID_LEN {
+            JoinOutcome {
+                error: ResponseError::InvalidGroupId.code(),
+                generation: -1,
+                member_id: request.member_id.to_string(),
+                ..Default::default()
+            }
+        } else if let Err(e) = crate::coordinator::loading::check(broker, &group) {
+            JoinOutcome {
+                error: e.code(),
+                generation: -1,
+                member_id: request.member_id.to_string(),
+                ..Default::default()
+            }
+        } else if let Err(code) = take_over_empty_consumer_group(broker, &group).await {
+            JoinOutcome {
+                error: code,
+                generation: -1,
+                member_id: request.member_id.to_string(),
+                ..Default::default()
+            }
+        } else {
+            let session = Duration::from_millis(request.session_timeout_ms.max(0) as u64);
+            let rebalance = if version >= REBALANCE_TIMEOUT_VERSION {
+                Duration::from_millis(request.rebalance_timeout_ms.max(0) as u64)
+            } else {
+                session
+            };
+            let join = JoinRequest {
+                group: group.clone(),
+                member_id: request.member_id.to_string(),
+                instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
+                client_id: ctx.client_id.clone().unwrap_or_default(),
+                client_host: format!("/{}", ctx.connection.peer.ip()),
+                session_timeout: session,
+                rebalance_timeout: rebalance,
+                protocol_type: request.protocol_type.to_string(),
+                protocols: request
+                    .protocols
+                    .iter()
+                    .map(|p| (p.name.to_string(), p.metadata.clone()))
+                    .collect(),
+                require_known_member_id: version >= MEMBER_ID_REQUIRED_VERSION,
+            };
+            let (reply, dirty) = broker.membership.join(join, Instant::now());
+            broker.persist_groups(dirty).await;
+            match reply {
+                Reply::Now(outcome) => outcome,
+                // The sender is dropped only if the group itself goes away (DeleteGroups cannot delete a group
+                // with members, so this is a coordinator shutting down).
+                Reply::Later(rx) => rx.await.unwrap_or(JoinOutcome {
+                    error: ResponseError::CoordinatorNotAvailable.code(),
+                    generation: -1,
+                    ..Default::default()
+                }),
+            }
+        };
     let mut outcome = outcome;
     if version < SKIP_ASSIGNMENT_VERSION {
         if let Some(previous) = outcome.leader_before_rejoin.take() {

@@ -2,10 +2,13 @@
 
 use std::time::Instant;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 use crate::dispatch::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 /// First version leaving a batch of members (KIP-345).
@@ -17,6 +20,10 @@ pub async fn handle(
     request: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
     let group = request.group_id.as_str();
+    if !Authz::new(broker, ctx).allows(AclOperation::Read, ResourceType::Group, group) {
+        return LeaveGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     if let Err(e) = crate::coordinator::loading::check(broker, group) {
         return LeaveGroupResponse::default().with_error_code(e.code());
     }

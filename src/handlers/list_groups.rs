@@ -9,6 +9,8 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
 use super::str_bytes;
 use crate::dispatch::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_RESOURCE_NAME};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 pub const SIMPLE_GROUP_STATE: &str = "Empty";
@@ -18,7 +20,7 @@ pub const CONSUMER_GROUP_TYPE: &str = "consumer";
 
 pub fn handle(
     broker: &Broker,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: ListGroupsRequest,
 ) -> ListGroupsResponse {
     // Kafka matches state and type filters case-insensitively, ignoring surrounding blanks.
@@ -32,8 +34,17 @@ pub fn handle(
     let mut ids: BTreeSet<String> = broker.groups.group_ids().into_iter().collect();
     ids.extend(broker.membership.group_ids());
     ids.extend(broker.consumers.group_ids());
+    let authz = Authz::new(broker, ctx);
+    // DESCRIBE on the cluster shows every group; otherwise only those the requester may describe,
+    // without logging the ones left out (a listing is not a refused request).
+    let all_visible = authz.can_see(
+        AclOperation::Describe,
+        ResourceType::Cluster,
+        CLUSTER_RESOURCE_NAME,
+    );
     let groups = ids
         .into_iter()
+        .filter(|id| all_visible || authz.can_see(AclOperation::Describe, ResourceType::Group, id))
         .filter_map(|id| {
             let (state, protocol_type, group_type) =
                 if let Some(desc) = broker.consumers.describe(&id) {

@@ -9,6 +9,8 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use super::storage_error_code;
 use crate::dispatch::RequestContext;
 use crate::replica::Partition;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 const LATEST: i64 = -1;
@@ -28,8 +30,10 @@ pub async fn handle(
     // The codec refuses a non-default leader epoch in versions that lack the field.
     let with_epoch = ctx.api_version >= LEADER_EPOCH_VERSION;
     let image = broker.image();
+    let authz = Authz::new(broker, ctx);
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
+        let described = authz.allows(AclOperation::Describe, ResourceType::Topic, &topic.name);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
             let response = ListOffsetsPartitionResponse::default()
@@ -38,6 +42,7 @@ pub async fn handle(
                 .with_offset(-1)
                 .with_leader_epoch(-1);
             let found = match image.topic(&topic.name) {
+                _ if !described => Err(ResponseError::TopicAuthorizationFailed),
                 Some(t) => broker.replicas.leader_for(t, p.partition_index),
                 None => Err(ResponseError::UnknownTopicOrPartition),
             };

@@ -7,13 +7,23 @@ use kafka_protocol::messages::{
     BrokerId, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, TopicName,
 };
 
+use kafka_protocol::error::ResponseError;
+
 use super::str_bytes;
+use crate::dispatch::RequestContext;
+use crate::security::acl::AclOperation;
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 pub async fn handle(
     broker: &Broker,
+    ctx: &RequestContext<'_>,
     request: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
+    if !Authz::new(broker, ctx).allows_cluster(AclOperation::Describe) {
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let wanted = request.topics.map(|topics| {
         topics
             .into_iter()

@@ -2,26 +2,32 @@
 //! fetch, list_offsets), metadata and admin (metadata, create_topics, delete_topics, create_partitions,
 //! describe_configs, describe_cluster, describe_quorum), groups and committed offsets (find_coordinator, join_group, sync_group, heartbeat, leave_group,
 //! offset_commit, offset_fetch,
-//! offset_delete, list_groups, describe_groups, delete_groups), producer ids (init_producer_id) and the handshake (api_versions).
+//! offset_delete, list_groups, describe_groups, delete_groups), producer ids (init_producer_id), access control (create_acls, describe_acls, delete_acls) and the
+//! handshake (api_versions).
 
 pub mod alter_configs;
 pub mod alter_partition;
 pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod broker_heartbeat;
 pub mod broker_registration;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_quorum;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;

@@ -12,6 +12,8 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use crate::coordinator::records::{OffsetCommitValue, OffsetsKey, MAX_GROUP_ID_LEN};
 use crate::coordinator::{write_group_records, OffsetsRecord, OffsetsValue};
 use crate::dispatch::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 /// From v9 an unknown group is GROUP_ID_NOT_FOUND; before, ILLEGAL_GENERATION (Kafka's compatibility rule).
@@ -26,24 +28,33 @@ pub async fn handle(
     request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let group = request.group_id.to_string();
-    // A consumer-protocol group checks the member epoch; a classic group the generation.
-    let membership = match broker.consumers.validate_offsets_request(
-        &group,
-        request.member_id.as_str(),
-        request.generation_id_or_member_epoch,
-        ctx.api_version,
-        true,
-    ) {
-        Some(verdict) => Some(verdict.map_err(|(code, _)| code)),
-        None => broker.membership.validate_commit(
+    let authz = Authz::new(broker, ctx);
+    let group_denied = !authz.allows(AclOperation::Read, ResourceType::Group, &group);
+    // A consumer-protocol group checks the member epoch; a classic group the generation. Membership is
+    // not looked at (nor a session touched) for a requester without access to the group.
+    let membership = if group_denied {
+        None
+    } else {
+        match broker.consumers.validate_offsets_request(
             &group,
             request.member_id.as_str(),
-            request.group_instance_id.as_ref().map(|s| s.as_str()),
             request.generation_id_or_member_epoch,
-            std::time::Instant::now(),
-        ),
+            ctx.api_version,
+            true,
+        ) {
+            Some(verdict) => Some(verdict.map_err(|(code, _)| code)),
+            None => broker.membership.validate_commit(
+                &group,
+                request.member_id.as_str(),
+                request.group_instance_id.as_ref().map(|s| s.as_str()),
+                request.generation_id_or_member_epoch,
+                std::time::Instant::now(),
+            ),
+        }
     };
-    let group_error = if group.is_empty() || group.len() > MAX_GROUP_ID_LEN {
+    let group_error = if group_denied {
+        Some(ResponseError::GroupAuthorizationFailed.code())
+    } else if group.is_empty() || group.len() > MAX_GROUP_ID_LEN {
         Some(ResponseError::InvalidGroupId.code())
     } else if let Err(e) = crate::coordinator::loading::check(broker, &group) {
         Some(e.code())
@@ -68,12 +79,16 @@ pub async fn handle(
     for topic in &request.topics {
         let name = topic.name.to_string();
         let known = image.topic(&name);
+        let topic_denied =
+            group_error.is_none() && !authz.allows(AclOperation::Read, ResourceType::Topic, &name);
         let partitions = topic
             .partitions
             .iter()
             .map(|p| {
                 let outcome = if let Some(code) = group_error {
                     Err(code)
+                } else if topic_denied {
+                    Err(ResponseError::TopicAuthorizationFailed.code())
                 } else if !known.is_some_and(|t| {
                     p.partition_index >= 0 && (p.partition_index as usize) < t.partitions.len()
                 }) {

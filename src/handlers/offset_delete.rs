@@ -8,14 +8,21 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use crate::coordinator::{offset_tombstone, write_group_records, OffsetsRecord};
 use crate::dispatch::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
     let group = request.group_id.to_string();
+    let authz = Authz::new(broker, ctx);
+    if !authz.allows(AclOperation::Delete, ResourceType::Group, &group) {
+        return OffsetDeleteResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     if let Err(e) = crate::coordinator::loading::check(broker, &group) {
         return OffsetDeleteResponse::default().with_error_code(e.code());
     }
@@ -45,11 +52,15 @@ pub async fn handle(
     for topic in request.topics {
         let name = topic.name.to_string();
         let known = image.topic(&name);
+        let readable = authz.allows(AclOperation::Read, ResourceType::Topic, &name);
         let partitions: Vec<(i32, i16)> = topic
             .partitions
             .iter()
             .map(|p| {
                 let index = p.partition_index;
+                if !readable {
+                    return (index, ResponseError::TopicAuthorizationFailed.code());
+                }
                 if !known.is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len()) {
                     return (index, ResponseError::UnknownTopicOrPartition.code());
                 }

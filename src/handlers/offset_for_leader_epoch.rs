@@ -9,6 +9,9 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
+use crate::dispatch::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_RESOURCE_NAME};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 /// Kafka's UNDEFINED_EPOCH / UNDEFINED_EPOCH_OFFSET.
@@ -16,13 +19,24 @@ const UNDEFINED: i32 = -1;
 
 pub async fn handle(
     broker: &Broker,
+    ctx: &RequestContext<'_>,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let image = broker.image();
+    let authz = Authz::new(broker, ctx);
+    // As Kafka: CLUSTER_ACTION (what replicas have) covers every topic, otherwise (KIP-320 consumers)
+    // DESCRIBE on each; the replica id is not trusted either way.
+    let cluster_action = authz.can_see(
+        AclOperation::ClusterAction,
+        ResourceType::Cluster,
+        CLUSTER_RESOURCE_NAME,
+    );
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
+            let denied = !cluster_action
+                && !authz.allows(AclOperation::Describe, ResourceType::Topic, &topic.topic);
             let partitions = topic
                 .partitions
                 .iter()
@@ -32,6 +46,7 @@ pub async fn handle(
                         .with_leader_epoch(UNDEFINED)
                         .with_end_offset(i64::from(UNDEFINED));
                     let partition = match image.topic(&topic.topic) {
+                        _ if denied => Err(ResponseError::TopicAuthorizationFailed),
                         Some(t) => broker.replicas.leader_for(t, p.partition),
                         None => Err(ResponseError::UnknownTopicOrPartition),
                     };

@@ -13,6 +13,8 @@ use kavka_storage::batch::{BatchHeader, Compression};
 
 use super::{leader_hints, now_ms, storage_error_code, str_bytes};
 use crate::dispatch::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 /// First Produce version that names topics by id instead of name (KIP-516).
@@ -71,11 +73,14 @@ pub async fn handle(
 ) -> ProduceResponse {
     let version = ctx.api_version;
     let acks = request.acks;
+    let authz = Authz::new(broker, ctx);
     let request_error = if !matches!(acks, -1..=1) {
         Some((
             ResponseError::InvalidRequiredAcks,
             "acks must be -1, 0 or 1",
         ))
+    } else if let Some(error) = request_authorization_error(&authz, &request) {
+        Some(error)
     } else if request.transactional_id.is_some() {
         Some((
             ResponseError::TransactionalIdAuthorizationFailed,
@@ -96,10 +101,21 @@ pub async fn handle(
         } else {
             image.topic(&topic_data.name).cloned()
         };
+        // By-id topics need their name resolved first; an unknown id stays UNKNOWN_TOPIC_ID.
+        let write_allowed = request_error.is_none()
+            && match (&topic, version >= TOPIC_ID_VERSION) {
+                (Some(t), _) => authz.allows(AclOperation::Write, ResourceType::Topic, &t.name),
+                (None, false) => {
+                    authz.allows(AclOperation::Write, ResourceType::Topic, &topic_data.name)
+                }
+                (None, true) => true,
+            };
         if topic.is_none()
             && version < TOPIC_ID_VERSION
             && broker.config.auto_create_topics_enable
             && request_error.is_none()
+            && write_allowed
+            && super::metadata::may_create_topic(&authz, &topic_data.name)
             && super::metadata::auto_create_topic(broker, &topic_data.name)
                 .await
                 .is_ok()
@@ -107,6 +123,7 @@ pub async fn handle(
             image = broker.image();
             topic = image.topic(&topic_data.name).cloned();
         }
+        let topic_denied = request_error.is_none() && !write_allowed;
         // Resolved once per topic, not per partition: it parses every override.
         let topic_config = topic
             .as_ref()
@@ -130,6 +147,11 @@ pub async fn handle(
             };
             if let Some((code, message)) = request_error {
                 partition_responses.push(error(code.code(), Some(message.to_string())));
+                continue;
+            }
+            if topic_denied {
+                partition_responses
+                    .push(error(ResponseError::TopicAuthorizationFailed.code(), None));
                 continue;
             }
             let Some(topic) = &topic else {
@@ -309,6 +331,40 @@ pub async fn handle(
         add_leader_hints(broker, ctx, &mut response);
     }
     response
+}
+
+/// Kafka's request-wide checks: a transactional producer needs WRITE on its transactional id; an
+/// idempotent one IDEMPOTENT_WRITE on the cluster or WRITE on some topic.
+fn request_authorization_error(
+    authz: &Authz<'_>,
+    request: &ProduceRequest,
+) -> Option<(ResponseError, &'static str)> {
+    if let Some(id) = &request.transactional_id {
+        if !authz.allows(AclOperation::Write, ResourceType::TransactionalId, id) {
+            return Some((
+                ResponseError::TransactionalIdAuthorizationFailed,
+                "not authorized to write with this transactional id",
+            ));
+        }
+        return None;
+    }
+    // Only the fixed-size batch header is read, never the records.
+    let idempotent = request
+        .topic_data
+        .iter()
+        .flat_map(|t| t.partition_data.iter())
+        .filter_map(|p| p.records.as_ref())
+        .any(|r| BatchHeader::parse(r).is_ok_and(|h| h.producer_id >= 0));
+    if idempotent
+        && !authz.allows_cluster(AclOperation::IdempotentWrite)
+        && !authz.allows_any(AclOperation::Write, ResourceType::Topic)
+    {
+        return Some((
+            ResponseError::ClusterAuthorizationFailed,
+            "not authorized for idempotent writes",
+        ));
+    }
+    None
 }
 
 /// KIP-951: the current leader of each partition refused as not led here, and those leaders' endpoints.

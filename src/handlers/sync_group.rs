@@ -8,13 +8,19 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use super::str_bytes;
 use crate::coordinator::classic::{Reply, SyncOutcome};
 use crate::dispatch::RequestContext;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authz::Authz;
 use crate::server::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: SyncGroupRequest,
 ) -> SyncGroupResponse {
+    if !Authz::new(broker, ctx).allows(AclOperation::Read, ResourceType::Group, &request.group_id) {
+        return SyncGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     if let Err(e) = crate::coordinator::loading::check(broker, request.group_id.as_str()) {
         return SyncGroupResponse::default().with_error_code(e.code());
     }

@@ -84,6 +84,13 @@ pub struct MetadataImage {
     /// The controllers' topic defaults, once an active controller has published them.
     #[serde(default)]
     pub cluster_defaults: Option<super::records::ClusterDefaults>,
+    /// Access control entries by id: what the authorizer decides on.
+    #[serde(default)]
+    pub acls: BTreeMap<Uuid, crate::security::acl::AclBinding>,
+    /// SCRAM credentials by user name and mechanism.
+    #[serde(default)]
+    pub scram_credentials:
+        BTreeMap<String, BTreeMap<kavka_sasl::ScramMechanism, kavka_sasl::ScramCredential>>,
 }
 
 impl MetadataImage {
@@ -217,6 +224,30 @@ impl MetadataImage {
                         in_controlled_shutdown: false,
                     },
                 );
+            }
+            MetadataRecord::AccessControlEntry { id, acl } => {
+                self.acls.insert(*id, acl.clone());
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                self.acls.remove(id);
+            }
+            MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                credential,
+            } => {
+                self.scram_credentials
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(*mechanism, credential.clone());
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                if let Some(user) = self.scram_credentials.get_mut(name) {
+                    user.remove(mechanism);
+                    if user.is_empty() {
+                        self.scram_credentials.remove(name);
+                    }
+                }
             }
             MetadataRecord::BrokerRegistrationChange {
                 broker_id,

@@ -12,6 +12,7 @@ mod log;
 mod partition_control;
 mod reassignment;
 mod records;
+mod security_control;
 #[cfg(test)]
 mod test_journal;
 
@@ -28,6 +29,7 @@ pub use log::{MetadataLog, METADATA_LOG_FILE};
 pub use partition_control::{IsrChangeRequest, IsrChangeResult};
 pub use reassignment::{OngoingReassignment, ReassignmentRequest, ReassignmentResult};
 pub use records::{BrokerEndpoint, ClusterDefaults, MetadataRecord};
+pub use security_control::{ScramChange, ScramUserResult};
 
 /// Failures of the metadata log itself (disk or encoding), as opposed to rejected requests.
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use kavka_sasl::{ScramCredential, ScramMechanism};
+
+use crate::security::acl::AclBinding;
+
 /// One listener of a registered broker, as clients of that listener are to reach it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerEndpoint {
@@ -82,6 +86,22 @@ pub enum MetadataRecord {
     /// The active controller's topic defaults, which are the cluster's (as in Kafka 4, where the
     /// controllers' configuration decides): brokers apply them in place of their own.
     ClusterDefaults(ClusterDefaults),
+    /// An access control entry was created (Kafka's AccessControlEntryRecord); `id` names it for removal.
+    AccessControlEntry { id: Uuid, acl: AclBinding },
+    /// An access control entry was deleted (Kafka's RemoveAccessControlEntryRecord).
+    RemoveAccessControlEntry { id: Uuid },
+    /// A user's SCRAM credential for one mechanism was set (Kafka's UserScramCredentialRecord): the salted
+    /// keys only, never the password.
+    UserScramCredential {
+        name: String,
+        mechanism: ScramMechanism,
+        credential: ScramCredential,
+    },
+    /// A user's SCRAM credential for one mechanism was deleted (Kafka's RemoveUserScramCredentialRecord).
+    RemoveUserScramCredential {
+        name: String,
+        mechanism: ScramMechanism,
+    },
 }
 
 /// Topic defaults the controllers decide for the whole cluster.

@@ -10,7 +10,9 @@ use tokio::sync::watch;
 use super::connection::{serve_connection, ConnectionContext};
 use super::tls::{ListenerTls, NodeTls, HANDSHAKE_TIMEOUT};
 use crate::security::principal::ANONYMOUS;
+use crate::security::sasl::SaslListener;
 use crate::server::Broker;
+use kavka_config::SecurityProtocol;
 
 /// A listener socket bound at start-up, with the endpoint advertised to clients that connect to it.
 pub struct BoundListener {
@@ -26,6 +28,8 @@ pub struct BoundListener {
     pub security_protocol: kavka_config::SecurityProtocol,
     /// Set on an SSL listener.
     pub tls: Option<Arc<ListenerTls>>,
+    /// Set on a SASL_PLAINTEXT or SASL_SSL listener.
+    pub sasl: Option<Arc<SaslListener>>,
 }
 
 /// Binds every listener in the configuration; fails start-up if any address cannot be bound.
@@ -85,6 +89,13 @@ pub async fn bind_listeners(
             is_controller: config.controller_listener_names.contains(&listener.name),
             security_protocol: listener.security_protocol,
             tls: tls.listener(&listener.name),
+            sasl: match listener.security_protocol {
+                SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => Some(Arc::new(
+                    SaslListener::from_config(config, &listener.name)
+                        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+                )),
+                SecurityProtocol::Plaintext | SecurityProtocol::Ssl => None,
+            },
         });
     }
     Ok(bound)
@@ -112,10 +123,10 @@ pub async fn run_listener(
                     match &listener.tls {
                         None => {
                             let (read, write) = stream.into_split();
-                            tokio::spawn(serve_connection(read, write, ctx, broker.clone(), shutdown.clone()));
+                            tokio::spawn(serve_connection(read, write, ctx, listener.sasl.clone(), broker.clone(), shutdown.clone()));
                         }
                         Some(tls) => {
-                            tokio::spawn(serve_tls_connection(stream, tls.clone(), ctx, broker.clone(), shutdown.clone()));
+                            tokio::spawn(serve_tls_connection(stream, tls.clone(), ctx, listener.sasl.clone(), broker.clone(), shutdown.clone()));
                         }
                     }
                 }
@@ -137,6 +148,7 @@ async fn serve_tls_connection(
     stream: tokio::net::TcpStream,
     tls: Arc<ListenerTls>,
     mut ctx: ConnectionContext,
+    sasl: Option<Arc<SaslListener>>,
     broker: Arc<Broker>,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -168,5 +180,5 @@ async fn serve_tls_connection(
         }
     }
     let (read, write) = tokio::io::split(stream);
-    serve_connection(read, write, ctx, broker, shutdown).await;
+    serve_connection(read, write, ctx, sasl, broker, shutdown).await;
 }

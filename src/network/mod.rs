@@ -8,4 +8,4 @@ mod tls;
 pub use connection::ConnectionContext;
 pub use frame::{read_frame, FrameError, MIN_REQUEST_FRAME};
 pub use listener::{bind_listeners, run_listener, BoundListener};
-pub use tls::{is_tls, ListenerTls, ListenerTlsError, NodeTls, HANDSHAKE_TIMEOUT};
+pub use tls::{is_tls, ListenerTls, ListenerTlsError, NodeTls, PeerSecurity, HANDSHAKE_TIMEOUT};

@@ -184,10 +184,20 @@ fn stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-/// The TLS settings of every SSL listener name this node serves or connects to.
+/// The TLS settings of every SSL listener name this node serves or connects to, and how it logs in to
+/// SASL listeners of other nodes.
 #[derive(Default)]
 pub struct NodeTls {
     listeners: BTreeMap<String, Arc<ListenerTls>>,
+    sasl_clients: BTreeMap<String, Arc<crate::security::sasl::SaslClientConfig>>,
+}
+
+/// How this node connects to a listener of another node: TLS when the listener uses it, and the SASL
+/// login when it is a SASL listener.
+#[derive(Clone, Default)]
+pub struct PeerSecurity {
+    pub tls: Option<Arc<ListenerTls>>,
+    pub sasl: Option<Arc<crate::security::sasl::SaslClientConfig>>,
 }
 
 impl NodeTls {
@@ -207,7 +217,29 @@ impl NodeTls {
             let tls = ListenerTls::load(name, config, served.contains(&name))?;
             listeners.insert(name.to_string(), Arc::new(tls));
         }
-        Ok(NodeTls { listeners })
+        Ok(NodeTls {
+            listeners,
+            sasl_clients: BTreeMap::new(),
+        })
+    }
+
+    /// Adds the SASL login of a listener name this node connects to.
+    pub fn with_sasl_client(
+        mut self,
+        listener: &str,
+        client: crate::security::sasl::SaslClientConfig,
+    ) -> NodeTls {
+        self.sasl_clients
+            .insert(listener.to_string(), Arc::new(client));
+        self
+    }
+
+    /// How this node connects to listener `name` of another node.
+    pub fn peer(&self, name: &str) -> PeerSecurity {
+        PeerSecurity {
+            tls: self.listener(name),
+            sasl: self.sasl_clients.get(name).cloned(),
+        }
     }
 
     /// The TLS settings of listener `name`, if it is an SSL listener.

@@ -102,9 +102,7 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, mut shutdown: watch::Recei
             connection = Some(FramedConnection::new(
                 address.clone(),
                 max_response,
-                broker
-                    .tls
-                    .listener(&broker.config.inter_broker_listener_name),
+                broker.tls.peer(&broker.config.inter_broker_listener_name),
             ));
         }
         let Some(conn) = connection.as_mut() else {

@@ -6,8 +6,12 @@
 //!   [`tls::watched_files`] serve certificate hot reload.
 //! * [`principal`] builds the `User:` principal of a client certificate the way Kafka does: its subject
 //!   distinguished name in RFC 2253 form, rewritten by `ssl.principal.mapping.rules`.
+//! * [`acl`] holds Kafka's ACL model and the authorizer that decides on the ACLs of the metadata log.
 
+pub mod acl;
+pub mod authz;
 pub mod principal;
+pub mod sasl;
 mod store;
 pub mod tls;
 

@@ -213,6 +213,7 @@ const REQUEST_SCHEMAS: &[(&str, &str)] = schemas![
     "AlterPartitionRequest",
     "BrokerRegistrationRequest",
     "BrokerHeartbeatRequest",
+    "EnvelopeRequest",
     "DescribeQuorumRequest",
 ];
 

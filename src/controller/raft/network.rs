@@ -11,7 +11,6 @@
 //! Only controllers accept this key, and broker-only nodes on their inter-broker listener (they follow the
 //! log as openraft learners, Kafka's observers; see `dispatch::handle_frame`). It is never advertised.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -25,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::types::{ControllerNode, MetadataRaft, MetadataRaftConfig};
 use crate::controller::connection::FramedConnection;
-use crate::network::ListenerTls;
+use crate::network::PeerSecurity;
 
 /// The API key of a Raft RPC frame. Outside Kafka's range (Kafka's keys are below 100), so no Kafka client
 /// or broker ever sends it by accident.
@@ -331,7 +330,7 @@ pub enum JoinAs {
 pub async fn join_quorum(
     contacts: &[QuorumContact],
     cluster_id: &str,
-    tls: Option<Arc<ListenerTls>>,
+    security: PeerSecurity,
     node_id: NodeId,
     node: &ControllerNode,
     join_as: JoinAs,
@@ -342,7 +341,8 @@ pub async fn join_quorum(
         String::from("no controller to ask: set controller.quorum.bootstrap.servers");
     while let Some(contact) = target {
         tried.insert(contact.address.clone());
-        let mut connection = RpcConnection::new(contact.address.clone(), cluster_id, tls.clone());
+        let mut connection =
+            RpcConnection::new(contact.address.clone(), cluster_id, security.clone());
         let rpc = match join_as {
             JoinAs::Observer => RaftRpc::AddObserver {
                 node_id,
@@ -400,9 +400,9 @@ pub async fn join_quorum(
 pub struct ControllerNetwork {
     /// This node's cluster id, sent with every RPC.
     pub cluster_id: String,
-    /// The controller listener's TLS settings, when it is an SSL listener. Broker-only nodes receive the
-    /// log on their inter-broker listener, which must then use TLS too (checked at their start-up).
-    pub tls: Option<Arc<ListenerTls>>,
+    /// How to reach the controller listener (TLS, SASL). Broker-only nodes receive the log on their
+    /// inter-broker listener, which must then use the same security protocol (checked at their start-up).
+    pub security: PeerSecurity,
 }
 
 impl RaftNetworkFactory<MetadataRaftConfig> for ControllerNetwork {
@@ -412,7 +412,11 @@ impl RaftNetworkFactory<MetadataRaftConfig> for ControllerNetwork {
         // Connecting happens on first use: openraft creates clients for nodes that may be down.
         ControllerClient {
             target,
-            connection: RpcConnection::new(node.to_string(), &self.cluster_id, self.tls.clone()),
+            connection: RpcConnection::new(
+                node.to_string(),
+                &self.cluster_id,
+                self.security.clone(),
+            ),
             reachable: None,
         }
     }
@@ -426,9 +430,9 @@ struct RpcConnection {
 }
 
 impl RpcConnection {
-    fn new(address: String, cluster_id: &str, tls: Option<Arc<ListenerTls>>) -> RpcConnection {
+    fn new(address: String, cluster_id: &str, security: PeerSecurity) -> RpcConnection {
         RpcConnection {
-            connection: FramedConnection::new(address, MAX_RAFT_FRAME, tls),
+            connection: FramedConnection::new(address, MAX_RAFT_FRAME, security),
             cluster_id: cluster_id.to_string(),
             next_correlation_id: 0,
         }
