@@ -31,6 +31,10 @@ What is checked:
    enabled list; a raw PLAIN exchange succeeds and Metadata is then answered; a wrong password gets
    SASL_AUTHENTICATION_FAILED no sooner than connection.failed.authentication.delay.ms, then the
    connection closes.
+7. SASL between the nodes (a second cluster, SASL_PLAINTEXT on every listener): the nodes log in to
+   each other's inter-broker and controller listeners with PLAIN (sasl.mechanism.*.protocol and the
+   JAAS username/password), replicate an RF3 topic with acks=all and a full ISR, and serve a SCRAM
+   client with ACLs; a node with a wrong inter-broker password is refused by the others.
 6. Re-authentication (KIP-368) on a single node with connections.max.reauth.ms=3000: the session
    lifetime is reported; a request after expiry closes the connection; re-authenticating before
    expiry keeps it open; re-authenticating as another user fails; a confluent-kafka producer keeps
@@ -218,6 +222,8 @@ def _attach_logs(request):
     setattr(request.node, "_kavka_brokers", brokers)
     if "reauth_broker" in request.fixturenames:
         brokers.append(request.getfixturevalue("reauth_broker"))
+    elif "sasl_only_cluster" in request.fixturenames:
+        brokers.extend(request.getfixturevalue("sasl_only_cluster"))
     else:
         brokers.extend(request.getfixturevalue("cluster").nodes)
     yield
@@ -652,3 +658,111 @@ def test_reauthentication(reauth_broker):
         r = rk.sasl_plain_login(conn, "bob", "bob-secret")
         assert r["error"] == 58, r
         assert_closed(conn)
+
+
+# ---------------------------------------------------------------- SASL between the nodes
+
+NODE_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+             'username="node" password="{password}" user_node="node-secret" user_admin="admin-secret";')
+
+
+@pytest.fixture
+def sasl_only_cluster(kavka_bin, tmp_path):
+    """Three combined nodes with SASL_PLAINTEXT on every listener; node 3 logs in with a wrong
+    password (it is started by the test, not here)."""
+    ports = [{"CLIENT": free_port(), "INTERNAL": free_port(), "CONTROLLER": free_port()}
+             for _ in range(3)]
+    voters = ",".join(f"{i + 1}@127.0.0.1:{p['CONTROLLER']}" for i, p in enumerate(ports))
+    nodes = []
+    for i, p in enumerate(ports):
+        node_id = i + 1
+        data = tmp_path / f"node{node_id}" / "data"
+        data.mkdir(parents=True)
+        (data / "meta.properties").write_text(
+            f"version=1\ncluster.id=kavkaSaslNodesCluster01\nnode.id={node_id}\n")
+        jaas = NODE_JAAS.format(password="node-secret" if node_id != 3 else "not-the-password")
+        conf = {
+            "process.roles": "broker,controller",
+            "node.id": str(node_id),
+            "log.dirs": str(data),
+            "listeners": ",".join(f"{n}://127.0.0.1:{port}" for n, port in p.items()),
+            "advertised.listeners": f"CLIENT://127.0.0.1:{p['CLIENT']},"
+                                    f"INTERNAL://127.0.0.1:{p['INTERNAL']}",
+            "listener.security.protocol.map":
+                "CLIENT:SASL_PLAINTEXT,INTERNAL:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "inter.broker.listener.name": "INTERNAL",
+            "controller.listener.names": "CONTROLLER",
+            "controller.quorum.voters": voters,
+            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol": "PLAIN",
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "sasl.jaas.config": jaas,
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": "User:node;User:admin",
+            "default.replication.factor": "3",
+            "min.insync.replicas": "2",
+            "offsets.topic.replication.factor": "3",
+        }
+        nodes.append(Broker(tmp_path / f"node{node_id}", overrides=conf,
+                            set_listener_and_dirs=False, port=p["CLIENT"],
+                            name=f"sasl-node{node_id}", binary=kavka_bin))
+    try:
+        yield nodes
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def test_sasl_between_nodes(sasl_only_cluster):
+    nodes = sasl_only_cluster
+    nodes[0].start(timeout=90)
+    nodes[1].start(timeout=90)
+
+    def conf(user, password, mechanism="PLAIN", node=None):
+        servers = [n.bootstrap for n in nodes[:2]] if node is None else [nodes[node].bootstrap]
+        return {"bootstrap.servers": ",".join(servers), "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password,
+                "socket.timeout.ms": 10000}
+
+    admin = AdminClient(conf("admin", "admin-secret"))
+    wait_until("two brokers registered over SASL",
+               lambda: len(admin.list_topics(timeout=5).brokers) == 2, timeout=60)
+    # Node 3 cannot log in to the others: it never joins, and they log why.
+    nodes[2].start(timeout=90)
+    wait_until("node 3 refused by the others",
+               lambda: "connection rejected: SASL authentication failed"
+               in nodes[0].log_text() + nodes[1].log_text(), timeout=30)
+    assert "not-the-password" not in nodes[0].log_text() + nodes[1].log_text()
+    time.sleep(3)
+    assert len(admin.list_topics(timeout=5).brokers) == 2
+
+    # With the right password node 3 joins, and an RF3 topic replicates over the SASL listeners.
+    nodes[2].stop()
+    nodes[2].overrides["sasl.jaas.config"] = NODE_JAAS.format(password="node-secret")
+    nodes[2].start(timeout=90)
+    wait_until("three brokers", lambda: len(admin.list_topics(timeout=5).brokers) == 3, timeout=60)
+    create_topic(admin, "sasl-rf3", partitions=3, rf=3)
+    errors = produce({**conf("admin", "admin-secret"), "acks": "all"}, "sasl-rf3",
+                     [b"r%d" % i for i in range(30)])
+    assert errors == [None] * 30, errors
+
+    def full_isr():
+        parts = admin.list_topics("sasl-rf3", timeout=5).topics["sasl-rf3"].partitions.values()
+        return all(len(p.isrs) == 3 for p in parts) and len(parts) == 3
+    wait_until("a full ISR on every partition", full_isr, timeout=30)
+
+    # A SCRAM user created through the admin API reads with an ACL, through node 3 alone.
+    fs = admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
+        "carol", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), b"carol-secret")])
+    for f in fs.values():
+        f.result(timeout=30)
+    acls = [AclBinding(ResourceType.TOPIC, "sasl-rf3", ResourcePatternType.LITERAL, "User:carol",
+                       "*", AclOperation.READ, AclPermissionType.ALLOW),
+            AclBinding(ResourceType.GROUP, "carol-g", ResourcePatternType.LITERAL, "User:carol",
+                       "*", AclOperation.READ, AclPermissionType.ALLOW)]
+    for f in admin.create_acls(acls).values():
+        f.result(timeout=30)
+    carol = conf("carol", "carol-secret", "SCRAM-SHA-512", node=2)
+    got = wait_until("carol reads the topic through node 3",
+                     lambda: len(consume(carol, "sasl-rf3", "carol-g", 30)[0]) == 30, timeout=60)
+    assert got
