@@ -731,6 +731,7 @@ mod tests {
             published_broker_configs: Default::default(),
             tls: Default::default(),
             authorizer: Default::default(),
+            bootstrap_scram: Default::default(),
         };
         let conn = ConnectionContext {
             peer: "127.0.0.1:1".parse().expect("addr"),

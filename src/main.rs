@@ -133,6 +133,11 @@ struct FormatArgs {
     /// Skip log directories that are already formatted instead of failing.
     #[arg(long, short = 'g')]
     ignore_formatted: bool,
+    /// A SCRAM user that exists from the cluster's first start (repeatable), as Kafka's option:
+    /// 'SCRAM-SHA-256=[name=alice,password=alice-secret]' (also iterations=, or salt= and
+    /// saltedpassword= in base64). Needed when nodes log in to each other with SCRAM.
+    #[arg(long, short = 'S', value_name = "CREDENTIAL")]
+    add_scram: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -240,6 +245,12 @@ fn run_format(args: FormatArgs) -> anyhow::Result<()> {
         cluster_id: args.cluster_id,
         initial_controllers,
         ignore_formatted: args.ignore_formatted,
+        scram: args
+            .add_scram
+            .iter()
+            .map(|arg| kavka::security::scram_bootstrap::parse_add_scram(arg))
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("--add-scram: {e}"))?,
     };
     let formatted = format(&config, &request)?;
     if formatted.is_empty() {

@@ -92,6 +92,8 @@ pub struct Broker {
     pub tls: Arc<NodeTls>,
     /// ACL authorization (`authorizer.class.name`); allows everything when none is configured.
     pub authorizer: crate::security::acl::Authorizer,
+    /// The SCRAM users of `kavka storage format --add-scram`, until the log holds them.
+    pub bootstrap_scram: Arc<Vec<crate::security::scram_bootstrap::BootstrapScram>>,
 }
 
 /// The broker configuration in force, replaced when dynamic configuration changes.
@@ -490,14 +492,6 @@ fn load_tls(config: &BrokerConfig) -> Result<NodeTls, StartupError> {
                 "sasl.mechanism.controller.protocol",
             )
             .map_err(StartupError::Config)?;
-            // Controllers replicate the metadata log, which holds the SCRAM credentials, over this
-            // listener: a SCRAM login there could never succeed on a new cluster.
-            if client.mechanism != "PLAIN" {
-                return Err(StartupError::Config(format!(
-                    "sasl.mechanism.controller.protocol must be PLAIN on a SASL controller listener (SCRAM credentials live in the metadata log the controllers replicate over it), or use SSL there; it is {}",
-                    client.mechanism
-                )));
-            }
             tls = tls.with_sasl_client(controller, client);
         }
     }
@@ -663,6 +657,13 @@ pub async fn run(
         }
     }
     let plan = quorum_plan(&config, &first_dir)?;
+    let bootstrap_scram =
+        crate::security::scram_bootstrap::read(&first_dir).map_err(|message| {
+            StartupError::LogDir {
+                path: first_dir.display().to_string(),
+                message,
+            }
+        })?;
     let quorum = Arc::new(
         MetadataQuorum::start(
             &first_dir,
@@ -737,6 +738,7 @@ pub async fn run(
         published_broker_configs: Arc::new(std::sync::Mutex::new(None)),
         tls: tls.clone(),
         authorizer,
+        bootstrap_scram: Arc::new(bootstrap_scram),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -974,8 +976,10 @@ async fn fence_expired_brokers(broker: Arc<Broker>, shutdown: watch::Receiver<bo
     let interval = Duration::from_millis(broker.config.broker_heartbeat_interval_ms.max(1) as u64);
     let takeover_grace = (interval + Duration::from_secs(1)).min(session);
     let tick = (session / 8).clamp(Duration::from_millis(50), Duration::from_millis(500));
+    let bootstrap_scram = broker.bootstrap_scram.clone();
     let check = move |c: &Controller| {
         c.publish_cluster_defaults()?;
+        c.apply_scram_bootstrap(&bootstrap_scram)?;
         c.fence_expired_brokers(session, takeover_grace)
     };
     on_active_controller(&broker, tick, shutdown, check, |outcome| {

@@ -40,6 +40,8 @@ pub struct FormatRequest {
     pub initial_controllers: Option<InitialControllers>,
     /// `--ignore-formatted`: skip directories that are already formatted instead of failing.
     pub ignore_formatted: bool,
+    /// `--add-scram`: SCRAM users that exist from the cluster's first start.
+    pub scram: Vec<crate::security::scram_bootstrap::BootstrapScram>,
 }
 
 /// Why formatting was refused; nothing was written for the directory named, nor after it.
@@ -170,6 +172,13 @@ pub fn format(config: &BrokerConfig, request: &FormatRequest) -> Result<Vec<Path
             if let Some(voters) = &initial_voters {
                 write_initial_voters(dir, voters)?;
             }
+            if !request.scram.is_empty() {
+                use crate::security::scram_bootstrap::{file_text, BOOTSTRAP_SCRAM_FILE};
+                write_file(
+                    &dir.join(METADATA_DIR).join(BOOTSTRAP_SCRAM_FILE),
+                    &file_text(&request.scram),
+                )?;
+            }
         }
         // Written last: a directory with meta.properties counts as formatted.
         write_file(
@@ -286,6 +295,7 @@ mod tests {
             cluster_id: CLUSTER.into(),
             initial_controllers,
             ignore_formatted: false,
+            scram: Vec::new(),
         }
     }
 

@@ -32,8 +32,9 @@ What is checked:
    SASL_AUTHENTICATION_FAILED no sooner than connection.failed.authentication.delay.ms, then the
    connection closes.
 7. SASL between the nodes (a second cluster, SASL_PLAINTEXT on every listener): the nodes log in to
-   each other's inter-broker and controller listeners with PLAIN (sasl.mechanism.*.protocol and the
-   JAAS username/password), replicate an RF3 topic with acks=all and a full ISR, and serve a SCRAM
+   each other's inter-broker and controller listeners with PLAIN, or with SCRAM from credentials of
+   `kavka storage format --add-scram` (sasl.mechanism.*.protocol and the JAAS username/password),
+   replicate an RF3 topic with acks=all and a full ISR, and serve a SCRAM
    client with ACLs; a node with a wrong inter-broker password is refused by the others.
 6. Re-authentication (KIP-368) on a single node with connections.max.reauth.ms=3000: the session
    lifetime is reported; a request after expiry closes the connection; re-authenticating before
@@ -223,7 +224,7 @@ def _attach_logs(request):
     if "reauth_broker" in request.fixturenames:
         brokers.append(request.getfixturevalue("reauth_broker"))
     elif "sasl_only_cluster" in request.fixturenames:
-        brokers.extend(request.getfixturevalue("sasl_only_cluster"))
+        brokers.extend(request.getfixturevalue("sasl_only_cluster")[0])
     else:
         brokers.extend(request.getfixturevalue("cluster").nodes)
     yield
@@ -662,25 +663,33 @@ def test_reauthentication(reauth_broker):
 
 # ---------------------------------------------------------------- SASL between the nodes
 
-NODE_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
-             'username="node" password="{password}" user_node="node-secret" user_admin="admin-secret";')
+NODE_JAAS = ('{module} required username="node" password="{password}" '
+             'user_node="node-secret" user_admin="admin-secret";')
+LOGIN_MODULES = {"PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+                 "SCRAM": "org.apache.kafka.common.security.scram.ScramLoginModule"}
 
 
-@pytest.fixture
-def sasl_only_cluster(kavka_bin, tmp_path):
-    """Three combined nodes with SASL_PLAINTEXT on every listener; node 3 logs in with a wrong
-    password (it is started by the test, not here)."""
+def node_jaas(mechanism: str, password: str) -> str:
+    return NODE_JAAS.format(module=LOGIN_MODULES[mechanism.split("-")[0]], password=password)
+
+
+@pytest.fixture(params=["PLAIN", "SCRAM"])
+def sasl_only_cluster(request, kavka_bin, tmp_path):
+    """Three combined nodes with SASL_PLAINTEXT on every listener. The nodes log in to each other with
+    PLAIN, or with SCRAM-SHA-512 (inter-broker) and SCRAM-SHA-256 (controllers) from credentials of
+    `kavka storage format --add-scram`. Node 3 logs in with a wrong password until the test fixes it."""
+    scram = request.param == "SCRAM"
+    inter_broker, controller = ("SCRAM-SHA-512", "SCRAM-SHA-256") if scram else ("PLAIN", "PLAIN")
     ports = [{"CLIENT": free_port(), "INTERNAL": free_port(), "CONTROLLER": free_port()}
              for _ in range(3)]
     voters = ",".join(f"{i + 1}@127.0.0.1:{p['CONTROLLER']}" for i, p in enumerate(ports))
+    cluster_id = subprocess.run([str(kavka_bin), "storage", "random-uuid"], capture_output=True,
+                                text=True, check=True).stdout.strip()
     nodes = []
     for i, p in enumerate(ports):
         node_id = i + 1
         data = tmp_path / f"node{node_id}" / "data"
-        data.mkdir(parents=True)
-        (data / "meta.properties").write_text(
-            f"version=1\ncluster.id=kavkaSaslNodesCluster01\nnode.id={node_id}\n")
-        jaas = NODE_JAAS.format(password="node-secret" if node_id != 3 else "not-the-password")
+        password = "node-secret" if node_id != 3 else "not-the-password"
         conf = {
             "process.roles": "broker,controller",
             "node.id": str(node_id),
@@ -693,28 +702,41 @@ def sasl_only_cluster(kavka_bin, tmp_path):
             "inter.broker.listener.name": "INTERNAL",
             "controller.listener.names": "CONTROLLER",
             "controller.quorum.voters": voters,
-            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512",
-            "sasl.mechanism.inter.broker.protocol": "PLAIN",
-            "sasl.mechanism.controller.protocol": "PLAIN",
-            "sasl.jaas.config": jaas,
+            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol": inter_broker,
+            "sasl.mechanism.controller.protocol": controller,
+            # PLAIN users for clients and PLAIN logins; the node's own login for each mechanism.
+            "sasl.jaas.config": node_jaas("PLAIN", password),
+            f"listener.name.internal.{inter_broker.lower()}.sasl.jaas.config":
+                node_jaas(inter_broker, password),
+            f"listener.name.controller.{controller.lower()}.sasl.jaas.config":
+                node_jaas(controller, password),
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "super.users": "User:node;User:admin",
             "default.replication.factor": "3",
             "min.insync.replicas": "2",
             "offsets.topic.replication.factor": "3",
         }
+        fmt = [str(kavka_bin), "storage", "format", "-t", cluster_id]
+        for key, value in conf.items():
+            fmt += ["--override", f"{key}={value}"]
+        if scram:
+            fmt += ["--add-scram", "SCRAM-SHA-512=[name=node,password=node-secret]",
+                    "--add-scram", "SCRAM-SHA-256=[name=node,password=node-secret,iterations=8192]"]
+        r = subprocess.run(fmt, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
         nodes.append(Broker(tmp_path / f"node{node_id}", overrides=conf,
                             set_listener_and_dirs=False, port=p["CLIENT"],
                             name=f"sasl-node{node_id}", binary=kavka_bin))
     try:
-        yield nodes
+        yield nodes, (inter_broker, controller)
     finally:
         for n in nodes:
             n.stop()
 
 
 def test_sasl_between_nodes(sasl_only_cluster):
-    nodes = sasl_only_cluster
+    nodes, (inter_broker, controller) = sasl_only_cluster
     nodes[0].start(timeout=90)
     nodes[1].start(timeout=90)
 
@@ -738,7 +760,11 @@ def test_sasl_between_nodes(sasl_only_cluster):
 
     # With the right password node 3 joins, and an RF3 topic replicates over the SASL listeners.
     nodes[2].stop()
-    nodes[2].overrides["sasl.jaas.config"] = NODE_JAAS.format(password="node-secret")
+    for key in ("sasl.jaas.config",
+                f"listener.name.internal.{inter_broker.lower()}.sasl.jaas.config",
+                f"listener.name.controller.{controller.lower()}.sasl.jaas.config"):
+        mechanism = key.split(".")[3] if key.startswith("listener.") else "PLAIN"
+        nodes[2].overrides[key] = node_jaas(mechanism.upper(), "node-secret")
     nodes[2].start(timeout=90)
     wait_until("three brokers", lambda: len(admin.list_topics(timeout=5).brokers) == 3, timeout=60)
     create_topic(admin, "sasl-rf3", partitions=3, rf=3)
@@ -766,3 +792,8 @@ def test_sasl_between_nodes(sasl_only_cluster):
     got = wait_until("carol reads the topic through node 3",
                      lambda: len(consume(carol, "sasl-rf3", "carol-g", 30)[0]) == 30, timeout=60)
     assert got
+    if inter_broker.startswith("SCRAM"):
+        # The --add-scram users are in the log now (DescribeUserScramCredentials lists them).
+        described = admin.describe_user_scram_credentials(["node"])["node"].result(timeout=30)
+        mechanisms = {i.mechanism for i in described.scram_credential_infos}
+        assert mechanisms == {ScramMechanism.SCRAM_SHA_256, ScramMechanism.SCRAM_SHA_512}

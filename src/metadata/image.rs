@@ -91,6 +91,9 @@ pub struct MetadataImage {
     #[serde(default)]
     pub scram_credentials:
         BTreeMap<String, BTreeMap<kavka_sasl::ScramMechanism, kavka_sasl::ScramCredential>>,
+    /// Whether the `--add-scram` credentials were written into the log.
+    #[serde(default)]
+    pub scram_bootstrap_applied: bool,
 }
 
 impl MetadataImage {
@@ -241,6 +244,7 @@ impl MetadataImage {
                     .or_default()
                     .insert(*mechanism, credential.clone());
             }
+            MetadataRecord::ScramBootstrapApplied => self.scram_bootstrap_applied = true,
             MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
                 if let Some(user) = self.scram_credentials.get_mut(name) {
                     user.remove(mechanism);

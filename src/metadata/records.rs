@@ -102,6 +102,9 @@ pub enum MetadataRecord {
         name: String,
         mechanism: ScramMechanism,
     },
+    /// The credentials of `kavka storage format --add-scram` were written (once per cluster): from here on
+    /// only the log's credentials count.
+    ScramBootstrapApplied,
 }
 
 /// Topic defaults the controllers decide for the whole cluster.

@@ -223,3 +223,42 @@ impl Controller {
         Ok(results)
     }
 }
+
+impl Controller {
+    /// Writes the `kavka storage format --add-scram` credentials into the log, once per cluster: run by
+    /// the active controller. A user already in the log keeps the credential it has there.
+    pub fn apply_scram_bootstrap(
+        &self,
+        credentials: &[crate::security::scram_bootstrap::BootstrapScram],
+    ) -> Result<(), ControllerError> {
+        if credentials.is_empty() || self.image().scram_bootstrap_applied {
+            return Ok(());
+        }
+        let _deciding = self.lock();
+        let image = self.journal.image_for_update()?;
+        if image.scram_bootstrap_applied {
+            return Ok(());
+        }
+        let mut records: Vec<MetadataRecord> = credentials
+            .iter()
+            .filter(|c| {
+                !image
+                    .scram_credentials
+                    .get(&c.name)
+                    .is_some_and(|m| m.contains_key(&c.mechanism))
+            })
+            .map(|c| MetadataRecord::UserScramCredential {
+                name: c.name.clone(),
+                mechanism: c.mechanism,
+                credential: c.credential.clone(),
+            })
+            .collect();
+        tracing::info!(
+            count = records.len(),
+            "SCRAM credentials of kavka storage format --add-scram written"
+        );
+        records.push(MetadataRecord::ScramBootstrapApplied);
+        self.journal.commit(records)?;
+        Ok(())
+    }
+}

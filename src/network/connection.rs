@@ -161,7 +161,15 @@ async fn authentication_gate(
         RequestKind::SaslHandshake(handshake) => session.handshake(listener, handshake),
         RequestKind::SaslAuthenticate(authenticate) => {
             let image = broker.controller.image();
-            session.authenticate(listener, &image, authenticate, version, now)
+            let scram = |user: &str, mechanism| {
+                crate::security::sasl::scram_credential(
+                    &image,
+                    &broker.bootstrap_scram,
+                    user,
+                    mechanism,
+                )
+            };
+            session.authenticate(listener, &scram, authenticate, version, now)
         }
         _ => return Gate::Answer(FrameOutcome::Close("not a SASL request".into())),
     };

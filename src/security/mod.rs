@@ -12,6 +12,7 @@ pub mod acl;
 pub mod authz;
 pub mod principal;
 pub mod sasl;
+pub mod scram_bootstrap;
 mod store;
 pub mod tls;
 

@@ -15,9 +15,36 @@ use kafka_protocol::messages::{
     SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kavka_config::BrokerConfig;
-use kavka_sasl::{parse_jaas_config, parse_plain, passwords_match, ScramMechanism, ScramServer};
+use kavka_sasl::{
+    parse_jaas_config, parse_plain, passwords_match, ScramCredential, ScramMechanism, ScramServer,
+};
 
 use crate::metadata::MetadataImage;
+use crate::security::scram_bootstrap::BootstrapScram;
+
+/// A user's SCRAM credential: the metadata log's, or the `--add-scram` one while the log does not hold
+/// those yet.
+pub fn scram_credential(
+    image: &MetadataImage,
+    bootstrap: &[BootstrapScram],
+    user: &str,
+    mechanism: ScramMechanism,
+) -> Option<ScramCredential> {
+    if let Some(found) = image
+        .scram_credentials
+        .get(user)
+        .and_then(|m| m.get(&mechanism))
+    {
+        return Some(found.clone());
+    }
+    if image.scram_bootstrap_applied {
+        return None;
+    }
+    bootstrap
+        .iter()
+        .find(|c| c.name == user && c.mechanism == mechanism)
+        .map(|c| c.credential.clone())
+}
 
 /// The mechanisms Kavka serves.
 pub const SUPPORTED_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
@@ -324,12 +351,12 @@ impl SaslSession {
         SaslStep::Respond(response(0))
     }
 
-    /// One SaslAuthenticate token. `image` holds the SCRAM credentials; `version` decides whether the
+    /// One SaslAuthenticate token. `scram` finds a user's SCRAM credential; `version` decides whether the
     /// session lifetime is reported (v1+).
     pub fn authenticate(
         &mut self,
         listener: &SaslListener,
-        image: &MetadataImage,
+        scram: &dyn Fn(&str, ScramMechanism) -> Option<ScramCredential>,
         request: &SaslAuthenticateRequest,
         version: i16,
         now: Instant,
@@ -364,9 +391,9 @@ impl SaslSession {
                     _ => Err(kavka_sasl::SaslError::InvalidUsernameOrPassword),
                 })
             }
-            Exchange::ScramFirst(scram) => {
-                let mut server = ScramServer::new(scram);
-                let lookup = |user: &str| image.scram_credentials.get(user)?.get(&scram).cloned();
+            Exchange::ScramFirst(mechanism_of_exchange) => {
+                let mut server = ScramServer::new(mechanism_of_exchange);
+                let lookup = |user: &str| scram(user, mechanism_of_exchange);
                 server.handle_client_first(token, lookup).map(|challenge| {
                     self.stage = Stage::Exchange {
                         mechanism: mechanism.clone(),
@@ -453,7 +480,8 @@ mod tests {
         now: Instant,
     ) -> (i16, Vec<u8>, i64) {
         let request = SaslAuthenticateRequest::default().with_auth_bytes(token.into());
-        match session.authenticate(l, image, &request, 2, now) {
+        let scram = |user: &str, mechanism| scram_credential(image, &[], user, mechanism);
+        match session.authenticate(l, &scram, &request, 2, now) {
             SaslStep::Respond(ResponseBody::Authenticate(r))
             | SaslStep::Fail {
                 response: ResponseBody::Authenticate(r),
@@ -583,6 +611,40 @@ mod tests {
             start,
         );
         assert_eq!(code, ResponseError::SaslAuthenticationFailed.code());
+    }
+
+    #[test]
+    fn bootstrap_credentials_count_until_the_log_has_them() {
+        let mechanism = ScramMechanism::Sha256;
+        let boot = BootstrapScram {
+            name: "node".into(),
+            mechanism,
+            credential: ScramCredential::from_password(mechanism, "boot", b"salt", 4096),
+        };
+        let mut image = MetadataImage::default();
+        let found = |image: &MetadataImage| {
+            scram_credential(image, std::slice::from_ref(&boot), "node", mechanism)
+        };
+        assert_eq!(found(&image), Some(boot.credential.clone()));
+        assert_eq!(
+            scram_credential(
+                &image,
+                std::slice::from_ref(&boot),
+                "node",
+                ScramMechanism::Sha512
+            ),
+            None
+        );
+        image.scram_bootstrap_applied = true;
+        // Deleted (or never written) after the bootstrap: the file no longer counts.
+        assert_eq!(found(&image), None);
+        let changed = ScramCredential::from_password(mechanism, "new", b"salt", 4096);
+        image
+            .scram_credentials
+            .entry("node".into())
+            .or_default()
+            .insert(mechanism, changed.clone());
+        assert_eq!(found(&image), Some(changed));
     }
 
     #[test]
