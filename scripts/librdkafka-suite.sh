@@ -171,9 +171,14 @@ for i in 1 2 3; do
     props="$WORK/cluster/node-$i/server.properties"
     [[ -f "$props" ]] || { log "no $props"; exit 2; }
     sed -i -e '/^num\.partitions=/d' -e '/^default\.replication\.factor=/d' \
-        -e '/^auto\.create\.topics\.enable=/d' -e '/^min\.insync\.replicas=/d' "$props"
+        -e '/^auto\.create\.topics\.enable=/d' -e '/^min\.insync\.replicas=/d' \
+        -e '/^authorizer\.class\.name=/d' -e '/^super\.users=/d' -e '/^allow\.everyone/d' "$props"
     printf '%s\n' num.partitions=4 default.replication.factor=3 auto.create.topics.enable=$AUTO_CREATE \
         min.insync.replicas=1 >>"$props"
+    # ACLs on, as in the suite's own clusters, so that the ACL admin tests (0081) can run; every client is
+    # User:ANONYMOUS on these PLAINTEXT listeners, and may do everything.
+    printf '%s\n' authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer \
+        super.users=User:ANONYMOUS allow.everyone.if.no.acl.found=true >>"$props"
 done
 start_cluster
 BOOTSTRAP=$(sed -n 's/^bootstrap.servers=//p' "$WORK/cluster.out" | head -1)

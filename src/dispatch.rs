@@ -61,9 +61,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
-    // Kafka 4 still lists SaslHandshake v0, but v0 is followed by raw SASL tokens without Kafka framing,
-    // which every current client replaced with SaslAuthenticate (KIP-152).
-    (ApiKey::SaslHandshake, 1, 1),
+    // Advertised from v0 as Kafka 4 does: librdkafka 2.0 does not start SASL otherwise. A v0 handshake
+    // (raw SASL tokens without Kafka framing after it, replaced by SaslAuthenticate in KIP-152) is refused
+    // when a client sends one (`network::connection`).
+    (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),

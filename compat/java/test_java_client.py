@@ -664,3 +664,185 @@ def test_tls_host_name_verification_is_on(certs, kavka_bin, broker_factory, java
     assert "No subject alternative names matching IP address 127.0.0.1" in java_log, java_log[-4000:]
     assert "CertificateUnknown" in b.log_text(), b.log_tail(4000)
 
+
+
+# ---------------------------------------------------------------- SASL (SCRAM, PLAIN) and ACLs
+
+SASL_CLUSTER_ID = "kavkaJavaSaslCluster01"
+# PLAIN users of the SASL_PLAINTEXT listener's JAAS configuration (the ACL test).
+PLAIN_USERS = {"admin": "admin-secret", "bob": "bob-secret"}
+PLAIN_JAAS = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+              + " ".join(f'user_{u}="{p}"' for u, p in PLAIN_USERS.items()) + ";")
+
+
+def sasl_broker(broker_factory, listeners: dict[str, str], client_listener: str,
+                **overrides: str):
+    """A single combined broker/controller node (process.roles=broker,controller) with the given
+    client listeners (name -> security protocol), a PLAINTEXT inter-broker listener INTERNAL
+    and a PLAINTEXT CONTROLLER listener, all on free loopback ports. broker.port is
+    client_listener's port; broker.ports maps every listener name to its port."""
+    ports = {name: free_port() for name in [*listeners, "INTERNAL", "CONTROLLER"]}
+    protocols = {**listeners, "INTERNAL": "PLAINTEXT", "CONTROLLER": "PLAINTEXT"}
+    b = broker_factory(port=ports[client_listener], start=False, set_listener_and_dirs=False,
+                       **GROUP_OVERRIDES, **{
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "listeners": ",".join(f"{n}://127.0.0.1:{p}" for n, p in ports.items()),
+        "advertised.listeners": ",".join(f"{n}://127.0.0.1:{p}" for n, p in ports.items()
+                                         if n != "CONTROLLER"),
+        "listener.security.protocol.map": ",".join(f"{n}:{p}" for n, p in protocols.items()),
+        "inter.broker.listener.name": "INTERNAL",
+        "controller.listener.names": "CONTROLLER",
+        "controller.quorum.voters": f"1@127.0.0.1:{ports['CONTROLLER']}",
+        "offsets.topic.replication.factor": "1",
+        **overrides,
+    })
+    b.overrides["log.dirs"] = str(b.data_dir)
+    b.data_dir.mkdir(parents=True, exist_ok=True)
+    (b.data_dir / "meta.properties").write_text(
+        f"version=1\ncluster.id={SASL_CLUSTER_ID}\nnode.id=1\n")
+    b.ports = ports
+    b.start()
+    return b
+
+
+def jaas_scram(user: str, password: str) -> str:
+    return ('org.apache.kafka.common.security.scram.ScramLoginModule required '
+            f'username="{user}" password="{password}";')
+
+
+def jaas_plain(user: str, password: str) -> str:
+    return ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+            f'username="{user}" password="{password}";')
+
+
+@pytest.fixture
+def scram_ssl_broker(certs, broker_factory):
+    """SASL_SSL listener CLIENT (SCRAM-SHA-256/512, the n1 certificate) and PLAINTEXT OPEN for
+    the admin step; no authorizer."""
+    node_password = (certs / "n1.password").read_text().strip()
+    return sasl_broker(broker_factory, {"CLIENT": "SASL_SSL", "OPEN": "PLAINTEXT"}, "CLIENT", **{
+        "sasl.enabled.mechanisms": "SCRAM-SHA-256,SCRAM-SHA-512",
+        "ssl.keystore.type": "PKCS12",
+        "ssl.keystore.location": str(certs / "n1.p12"),
+        "ssl.keystore.password": node_password,
+        "ssl.key.password": node_password,
+        "ssl.truststore.type": "PKCS12",
+        "ssl.truststore.location": str(certs / "truststore.p12"),
+        "ssl.truststore.password": (certs / "truststore.password").read_text().strip(),
+    })
+
+
+def scram_ssl_properties(certs: Path, user: str, password: str) -> dict[str, str]:
+    return {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.jaas.config": jaas_scram(user, password),
+        "ssl.truststore.type": "PKCS12",
+        "ssl.truststore.location": str(certs / "truststore.p12"),
+        "ssl.truststore.password": (certs / "truststore.password").read_text().strip(),
+    }
+
+
+def test_sasl_ssl_scram_sha512_produce_consume(certs, scram_ssl_broker, java, topic, tmp_path):
+    """The Java Admin creates alice's SCRAM-SHA-512 credential (alterUserScramCredentials, over the
+    PLAINTEXT listener); the Java producer and consumer then authenticate with
+    security.protocol=SASL_SSL, sasl.mechanism=SCRAM-SHA-512 and ScramLoginModule (PKCS12
+    truststore from `kavka certs`, host name verification on) and produce and consume."""
+    b = scram_ssl_broker
+    admin = java(b, bootstrap=f"127.0.0.1:{b.ports['OPEN']}")
+    r = admin.call("alter-scram", user="alice", password="alice-secret",
+                   mechanism="SCRAM-SHA-512", iterations=8192)
+    assert r["results"] == {"alice": "ok"}, r
+    create_topic(admin, topic, 2)
+
+    props = write_properties(tmp_path / "alice-scram.properties",
+                             {**scram_ssl_properties(certs, "alice", "alice-secret"),
+                              **BOUNDED_CLIENT_TIMEOUTS})
+    j = java(b, client_config=props)
+    produce_per_partition(j, topic, 2, 5, "scram")
+    r = j.call("consume", topic=topic, group="g-scram", count=10, timeout=30)
+    assert not r["timed_out"], r
+    assert keyset(r["records"]) == expected_keyset(2, 5, "scram"), r
+    assert committed(j, "g-scram") == {0: 5, 1: 5}
+    c = j.call("describe-cluster")
+    assert [(n["host"], n["port"]) for n in c["nodes"]] == [("127.0.0.1", b.port)], c
+    assert "SASL authentication failed" not in b.log_text(), b.log_tail(4000)
+
+
+def test_sasl_ssl_scram_wrong_password_is_refused(certs, scram_ssl_broker, java, topic,
+                                                  tmp_path):
+    """alice exists (SCRAM-SHA-512) but the client sends another password: the producer and the
+    admin client fail with SaslAuthenticationException, promptly (no hang); the broker logs the
+    rejection and never the password."""
+    b = scram_ssl_broker
+    admin = java(b, bootstrap=f"127.0.0.1:{b.ports['OPEN']}")
+    r = admin.call("alter-scram", user="alice", password="alice-secret",
+                   mechanism="SCRAM-SHA-512", iterations=8192)
+    assert r["results"] == {"alice": "ok"}, r
+    create_topic(admin, topic, 1)
+
+    wrong = "wr0ng-J4va-scram-pw"
+    props = write_properties(tmp_path / "alice-wrong.properties",
+                             {**scram_ssl_properties(certs, "alice", wrong),
+                              **BOUNDED_CLIENT_TIMEOUTS})
+    j = java(b, client_config=props)
+    replies = assert_refused(j, topic, error_class="SaslAuthenticationException")
+    assert all("SCRAM-SHA-512" in r["error"] or "uthentication failed" in r["error"]
+               for r in replies), replies
+    assert "connection rejected: SASL authentication failed" in b.log_text(), b.log_tail(4000)
+    assert wrong not in b.log_text(), "the client's password was written to the broker log"
+
+
+@pytest.fixture
+def acl_broker(broker_factory):
+    """SASL_PLAINTEXT listener CLIENT (PLAIN users admin and bob), StandardAuthorizer, super user
+    User:admin; the node's own INTERNAL and CONTROLLER listeners are PLAINTEXT (no client uses
+    them)."""
+    return sasl_broker(broker_factory, {"CLIENT": "SASL_PLAINTEXT"}, "CLIENT", **{
+        "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.client.plain.sasl.jaas.config": PLAIN_JAAS,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:admin",
+    })
+
+
+def plain_properties(user: str, password: str) -> dict[str, str]:
+    return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+            "sasl.jaas.config": jaas_plain(user, password)}
+
+
+def test_sasl_plain_acl_read_only_consumer(acl_broker, java, topic, tmp_path):
+    """SASL PLAIN over SASL_PLAINTEXT with ACLs on. The super user admin creates the topic,
+    produces, and (Admin.createAcls) allows bob Read on the topic and on group G only. bob's
+    consumer reads everything and commits; bob's producer fails with
+    TopicAuthorizationException; bob does not see another topic."""
+    b = acl_broker
+    admin = java(b, client_config=write_properties(tmp_path / "admin.properties",
+                                                   plain_properties("admin", "admin-secret")))
+    other = f"{topic}-other"
+    create_topic(admin, topic, 2)
+    create_topic(admin, other, 1)
+    produce_per_partition(admin, topic, 2, 5, "acl")
+    group = "g-bob"
+    for rtype, name in (("TOPIC", topic), ("GROUP", group)):
+        r = admin.call("create-acls", principal="User:bob", resource_type=rtype, name=name,
+                       operation="READ")
+        assert r["result"] == "ok", r
+
+    bob = java(b, client_config=write_properties(
+        tmp_path / "bob.properties", {**plain_properties("bob", "bob-secret"),
+                                      **BOUNDED_CLIENT_TIMEOUTS}))
+    r = bob.call("consume", topic=topic, group=group, count=10, timeout=30)
+    assert not r["timed_out"], r
+    assert keyset(r["records"]) == expected_keyset(2, 5, "acl"), r
+    assert committed(admin, group) == {0: 5, 1: 5}
+
+    t0 = time.monotonic()
+    r = bob.call("produce", topic=topic, count=1, timeout=90, check=False)
+    assert not r["ok"], f"bob produced with Read only: {r}"
+    assert r["error_class"] == "TopicAuthorizationException", r
+    assert time.monotonic() - t0 < 45, r
+
+    r = bob.call("list-topics")
+    assert topic in r["topics"] and other not in r["topics"], r

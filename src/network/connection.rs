@@ -153,6 +153,11 @@ async fn authentication_gate(
         return Gate::Answer(FrameOutcome::Close(reason));
     }
     let version = peeked.api_version;
+    if api_key == Some(ApiKey::SaslHandshake) && version == 0 {
+        return Gate::Answer(FrameOutcome::Close(
+            "SaslHandshake v0 (raw SASL tokens) is not supported: the client must use v1 with SaslAuthenticate".into(),
+        ));
+    }
     let request = match decode_sasl_request(&frame) {
         Ok(request) => request,
         Err(reason) => return Gate::Answer(FrameOutcome::Close(reason)),

@@ -429,7 +429,9 @@ impl ScramServer {
         if cb != B64.encode(gs2_header.as_bytes()) {
             return Err(SaslError::InvalidClientFinal("channel binding mismatch"));
         }
-        if client_nonce != nonce {
+        // Kafka accepts a final nonce that ends with the combined one (librdkafka 2.0.x sends its own
+        // nonce in front of it); the proof covers the message as received, so nothing is gained by it.
+        if !client_nonce.ends_with(nonce.as_str()) {
             return Err(SaslError::NonceMismatch);
         }
         let proof = B64
@@ -795,6 +797,49 @@ mod tests {
             err.to_string(),
             "Authentication failed: Invalid user credentials"
         );
+    }
+
+    #[test]
+    fn final_nonce_may_carry_a_prefix_as_librdkafka_2_0_sends() {
+        // librdkafka 2.0.x puts its own nonce in front of the combined one; Kafka accepts that, and the
+        // proof (over the message as received) still has to be right.
+        let mech = ScramMechanism::Sha256;
+        let credential = ScramCredential::from_password(mech, "pencil", b"saltsalt", 4096);
+        let mut client = ScramClient::new(mech, "user", "pencil");
+        let first = client.client_first();
+        let client_nonce = std::str::from_utf8(&first)
+            .unwrap()
+            .rsplit("r=")
+            .next()
+            .unwrap()
+            .to_owned();
+        let mut server = ScramServer::new(mech);
+        let server_first = server
+            .handle_client_first(&first, |_| Some(credential.clone()))
+            .unwrap();
+        let server_first_text = std::str::from_utf8(&server_first).unwrap().to_owned();
+        let combined = server_first_text
+            .strip_prefix("r=")
+            .and_then(|r| r.split(',').next())
+            .unwrap()
+            .to_owned();
+        // Build the final message by hand with the prefixed nonce and a proof over it.
+        let salted = salted_password(mech, "pencil", b"saltsalt", 4096);
+        let client_key = mech.hmac(&salted, b"Client Key");
+        let stored_key = mech.hash(&client_key);
+        let without_proof = format!("c=biws,r={client_nonce}{combined}");
+        let first_bare = std::str::from_utf8(&first)
+            .unwrap()
+            .trim_start_matches("n,,")
+            .to_owned();
+        let auth_message = format!("{first_bare},{server_first_text},{without_proof}");
+        let signature = mech.hmac(&stored_key, auth_message.as_bytes());
+        let proof = xor(&client_key, &signature);
+        let last = format!("{without_proof},p={}", B64.encode(proof));
+        let (_, user) = server
+            .handle_client_final(last.as_bytes())
+            .expect("accepted");
+        assert_eq!(user, "user");
     }
 
     #[test]

@@ -71,7 +71,8 @@ import org.apache.kafka.common.serialization.StringSerializer;
  *
  * <p>Commands: produce, consume, consumer-start, consumer-stop, consumer-state, create-topics,
  * delete-topics, list-topics, describe-topics, describe-cluster, describe-quorum, end-offsets,
- * list-groups, describe-groups, list-group-offsets, delete-groups. See {@link #run}.
+ * list-groups, describe-groups, list-group-offsets, delete-groups, alter-scram, create-acls.
+ * See {@link #run}.
  */
 public final class Driver {
     private static final PrintStream OUT =
@@ -270,6 +271,8 @@ public final class Driver {
             case "describe-groups": return describeGroups(o);
             case "list-group-offsets": return listGroupOffsets(o);
             case "delete-groups": return deleteGroups(o);
+            case "alter-scram": return alterScram(o);
+            case "create-acls": return createAcls(o);
             default: throw new IllegalArgumentException("unknown command: " + cmd);
         }
     }
@@ -735,5 +738,49 @@ public final class Driver {
         admin().deleteConsumerGroups(names(o, "group")).deletedGroups()
                 .forEach((g, f) -> results.put(g, outcome(f)));
         return Json.obj("results", results);
+    }
+
+    /**
+     * alter-scram --user U --password P [--mechanism SCRAM-SHA-256|SCRAM-SHA-512]
+     * [--iterations N]: Admin.alterUserScramCredentials with one upsertion; "ok" or the error
+     * class of the user's result.
+     */
+    Map<String, Object> alterScram(Map<String, String> o) {
+        String user = req(o, "user");
+        org.apache.kafka.clients.admin.ScramMechanism mechanism =
+                org.apache.kafka.clients.admin.ScramMechanism.fromMechanismName(
+                        o.getOrDefault("mechanism", "SCRAM-SHA-512"));
+        if (mechanism == org.apache.kafka.clients.admin.ScramMechanism.UNKNOWN) {
+            throw new IllegalArgumentException("unknown --mechanism " + o.get("mechanism"));
+        }
+        org.apache.kafka.clients.admin.UserScramCredentialUpsertion up =
+                new org.apache.kafka.clients.admin.UserScramCredentialUpsertion(user,
+                        new org.apache.kafka.clients.admin.ScramCredentialInfo(mechanism,
+                                intOpt(o, "iterations", 8192)),
+                        req(o, "password"));
+        Map<String, Object> results = new TreeMap<>();
+        admin().alterUserScramCredentials(Collections.singletonList(up)).values()
+                .forEach((u, f) -> results.put(u, outcome(f)));
+        return Json.obj("results", results);
+    }
+
+    /**
+     * create-acls --principal User:P --resource-type TOPIC|GROUP|CLUSTER|... --name N
+     * --operation READ|WRITE|... [--pattern LITERAL|PREFIXED] [--permission ALLOW|DENY]
+     * [--host H]: Admin.createAcls with one binding; "ok" or the error class.
+     */
+    Map<String, Object> createAcls(Map<String, String> o) {
+        org.apache.kafka.common.acl.AclBinding binding = new org.apache.kafka.common.acl.AclBinding(
+                new org.apache.kafka.common.resource.ResourcePattern(
+                        org.apache.kafka.common.resource.ResourceType.fromString(req(o, "resource-type")),
+                        req(o, "name"),
+                        org.apache.kafka.common.resource.PatternType.fromString(
+                                o.getOrDefault("pattern", "LITERAL"))),
+                new org.apache.kafka.common.acl.AccessControlEntry(req(o, "principal"),
+                        o.getOrDefault("host", "*"),
+                        org.apache.kafka.common.acl.AclOperation.fromString(req(o, "operation")),
+                        org.apache.kafka.common.acl.AclPermissionType.fromString(
+                                o.getOrDefault("permission", "ALLOW"))));
+        return Json.obj("result", outcome(admin().createAcls(Collections.singletonList(binding)).all()));
     }
 }
