@@ -26,7 +26,8 @@ What is checked:
 4. A forged replica id: a Fetch with replica_id=1 from User:ANONYMOUS on the PLAINTEXT listener gets
    Kafka's answer for a follower without ClusterAction (each partition TOPIC_AUTHORIZATION_FAILED,
    no records), and Metadata there shows no topics.
-5. Before authentication on SASL_PLAINTEXT (raw frames): ApiVersions is answered; Metadata and a
+5. A failed TLS handshake is logged and the connection closes after the failed-authentication delay.
+   Before authentication on SASL_PLAINTEXT (raw frames): ApiVersions is answered; Metadata and a
    200 KiB frame close the connection; an unknown mechanism gets UNSUPPORTED_SASL_MECHANISM with the
    enabled list; a raw PLAIN exchange succeeds and Metadata is then answered; a wrong password gets
    SASL_AUTHENTICATION_FAILED no sooner than connection.failed.authentication.delay.ms, then the
@@ -531,6 +532,28 @@ def test_forged_replica_id_on_plaintext_listener(cluster):
 
 
 # ---------------------------------------------------------------- 5. before authentication
+
+
+def test_failed_tls_handshake_closes_after_the_delay(cluster):
+    """A peer that fails the TLS handshake of node 1's INTERNAL listener (here: it does not speak TLS)
+    gets the alert at once, but its connection closes only after
+    connection.failed.authentication.delay.ms, as after a failed SASL login."""
+    with socket.create_connection(("127.0.0.1", cluster.ports[0]["INTERNAL"]), timeout=10) as s:
+        start = time.monotonic()
+        s.sendall(rk.request_frame(18, 0, 1, b""))  # ApiVersions in the clear
+        received = b""
+        while True:
+            try:
+                chunk = s.recv(4096)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            received += chunk
+        elapsed = time.monotonic() - start
+    assert received[:1] == b"\x15", f"expected a TLS alert record, got {received[:16]!r}"
+    assert elapsed >= (FAILED_DELAY_MS / 1000) * 0.8, f"closed after {elapsed:.3f}s"
+    assert "connection rejected: TLS handshake failed" in cluster.nodes[0].log_text()
 
 
 def test_pre_authentication_limits(cluster):

@@ -155,16 +155,25 @@ async fn serve_tls_connection(
     let Some(acceptor) = tls.acceptor() else {
         return;
     };
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+    let handshake = acceptor.accept(stream).into_fallible();
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(stream)) => stream,
         // A peer that connects and closes without a word (a port probe, a load balancer's health check)
         // is not worth a warning.
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+        Ok(Err((e, _))) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             tracing::debug!(peer = %ctx.peer, listener = %ctx.listener_name, "connection closed before the TLS handshake");
             return;
         }
-        Ok(Err(e)) => {
+        Ok(Err((e, socket))) => {
             tracing::warn!(peer = %ctx.peer, listener = %ctx.listener_name, reason = %e, "connection rejected: TLS handshake failed");
+            // As after a failed SASL login: the socket closes only after
+            // connection.failed.authentication.delay.ms, which slows down a peer trying certificates.
+            let delay = broker
+                .config
+                .connection_failed_authentication_delay_ms
+                .max(0) as u64;
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+            drop(socket);
             return;
         }
         Err(_) => {
