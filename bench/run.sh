@@ -16,7 +16,8 @@
 #   BENCH_SECTIONS      which parts to run: "core" (produce/consume/latency and machine limits),
 #                       "groups" (consumer groups), "compaction" (log cleaner; its own broker,
 #                       ~3 minutes and ~20 GB in BENCH_DIR), "cluster" (3-node cluster, replication
-#                       factor 3: throughput vs one node, leader failover; ~8 minutes, ~4 GB);
+#                       factor 3: throughput vs one node, leader failover; ~8 minutes, ~4 GB),
+#                       "security" (one broker: PLAINTEXT vs SSL vs SASL_SSL; ~3 minutes, ~3 GB);
 #                       default "core groups"
 #   BENCH_GROUP_RECORDS 1 KiB records preloaded for group-vs-assign (default 300000, ~293 MiB)
 #   BENCH_GROUP_ROUNDS  alternating assign/group rounds of group-vs-assign (default 6)
@@ -33,6 +34,8 @@
 #   BENCH_FAILOVER_REPS       cluster: failover repetitions per case (default 5)
 #   BENCH_FAILOVER_SESSIONS   cluster: broker.session.timeout.ms values to measure (default "9000 3000";
 #                             9000 is the default and uses the generated configuration unchanged)
+#   BENCH_SECURITY_RECORDS    security: 1 KiB records per run (default 300000, ~293 MiB)
+#   BENCH_SECURITY_ROUNDS     security: rounds over PLAINTEXT, SSL and SASL_SSL, order rotating (default 3)
 #   KAVKA_BIN           broker binary (default: build target/release/kavka)
 # Needs: cmake and libcurl4-openssl-dev (librdkafka build), iperf3, python3.
 set -euo pipefail
@@ -52,6 +55,8 @@ CMP_OVERRIDES=${BENCH_COMPACTION_OVERRIDES:-}
 CL_RECORDS=${BENCH_CLUSTER_RECORDS:-300000}
 CL_ROUNDS=${BENCH_CLUSTER_ROUNDS:-3}
 CL_PARTITIONS=${BENCH_CLUSTER_PARTITIONS:-1 3}
+SEC_RECORDS=${BENCH_SECURITY_RECORDS:-300000}
+SEC_ROUNDS=${BENCH_SECURITY_ROUNDS:-3}
 FO_REPS=${BENCH_FAILOVER_REPS:-5}
 FO_SESSIONS=${BENCH_FAILOVER_SESSIONS:-9000 3000}
 has() { [[ "$SECTIONS" == *" $1 "* ]]; }
@@ -493,6 +498,75 @@ if has compaction; then
     stop_broker
 fi
 
+# ---- TLS and SASL ------------------------------------------------------------------------
+# One broker with three client listeners (PLAINTEXT, SSL, SASL_SSL with PLAIN; certificates from
+# `kavka certs`), the same load on each in rotating order: what encryption and authentication cost.
+SEC_ROWS=""
+SEC_SUMMARY=""
+if has security; then
+    stop_broker
+    SEC_CERTS="$RUN_DIR/security-certs"
+    "$KAVKA_BIN" certs ca --out "$SEC_CERTS" >/dev/null
+    "$KAVKA_BIN" certs node --name broker --ip 127.0.0.1 --dns localhost --out "$SEC_CERTS" >/dev/null
+    SEC_PORTS=("$(free_port)" "$(free_port)" "$(free_port)")
+    mkdir -p "$RUN_DIR/security"
+    BROKER_LOG="$RUN_DIR/security.log"
+    "$KAVKA_BIN" broker \
+        --override "listeners=PLAINTEXT://127.0.0.1:${SEC_PORTS[0]},SSL://127.0.0.1:${SEC_PORTS[1]},SASL_SSL://127.0.0.1:${SEC_PORTS[2]}" \
+        --override "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL" \
+        --override "inter.broker.listener.name=PLAINTEXT" --override "log.dirs=$RUN_DIR/security" \
+        --override "ssl.keystore.type=PKCS12" --override "ssl.keystore.location=$SEC_CERTS/broker.p12" \
+        --override "ssl.keystore.password=$(cat "$SEC_CERTS/broker.password")" \
+        --override "sasl.enabled.mechanisms=PLAIN" \
+        --override 'listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_bench="bench-secret";' \
+        >"$BROKER_LOG" 2>&1 &
+    BROKER_PID=$!
+    for port in "${SEC_PORTS[@]}"; do
+        for _ in $(seq 300); do
+            (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+            kill -0 "$BROKER_PID" 2>/dev/null || { cat "$BROKER_LOG" >&2; exit 1; }
+            sleep 0.1
+        done
+    done
+    SEC_NAMES=(PLAINTEXT SSL SASL_SSL)
+    SEC_CONF=(""
+        "security.protocol=ssl,ssl.ca.location=$SEC_CERTS/ca.pem"
+        "security.protocol=sasl_ssl,ssl.ca.location=$SEC_CERTS/ca.pem,sasl.mechanism=PLAIN,sasl.username=bench,sasl.password=bench-secret")
+    SEC_RAW=""
+    for round in $(seq "$SEC_ROUNDS"); do
+        for k in 0 1 2; do
+            i=$(( (k + round - 1) % 3 ))
+            name=${SEC_NAMES[$i]}
+            topic="bench-security-$name-$round-$STAMP"
+            "$GEN" create-topic --bootstrap "127.0.0.1:${SEC_PORTS[0]}" --topic "$topic" --partitions 1
+            log "security round $round: $name produce $SEC_RECORDS x 1 KiB, acks=1"
+            P=$(KAVKA_BENCH_CLIENT_CONF="${SEC_CONF[$i]}" "$GEN" produce --bootstrap "127.0.0.1:${SEC_PORTS[$i]}" \
+                --topic "$topic" --size 1024 --count "$SEC_RECORDS" --acks 1)
+            log "  $P"
+            C=$(KAVKA_BENCH_CLIENT_CONF="${SEC_CONF[$i]}" "$GEN" consume --bootstrap "127.0.0.1:${SEC_PORTS[$i]}" \
+                --topic "$topic" --partitions 1 --count "$SEC_RECORDS")
+            log "  $C"
+            SEC_ROWS+="| $round | $name | $(field "$P" rec_per_s) | $(field "$P" mib_per_s) | $(field "$P" p50_ms) | $(field "$P" p99_ms) | $(field "$P" errors) | $(field "$C" mib_per_s) |"$'\n'
+            SEC_RAW+="$name $(field "$P" mib_per_s) $(field "$C" mib_per_s)"$'\n'
+        done
+    done
+    stop_broker
+    SEC_SUMMARY=$(echo "$SEC_RAW" | python3 -c '
+import statistics, sys
+runs = {}
+for line in sys.stdin:
+    f = line.split()
+    if len(f) == 3:
+        runs.setdefault(f[0], []).append((float(f[1]), float(f[2])))
+med = {k: (statistics.median(p for p, _ in v), statistics.median(c for _, c in v)) for k, v in runs.items()}
+base = med.get("PLAINTEXT")
+for name in ("PLAINTEXT", "SSL", "SASL_SSL"):
+    if name in med and base:
+        p, c = med[name]
+        print(f"| {name} | {p:.1f} | {p / base[0] * 100:.0f}% | {c:.1f} | {c / base[1] * 100:.0f}% |")
+')
+fi
+
 KAVKA_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 # The broker may be built from uncommitted work: say so (diff-index only reads).
 (cd "$ROOT" && git diff-index --quiet HEAD -- 2>/dev/null) || KAVKA_REV+=" plus uncommitted changes"
@@ -617,6 +691,26 @@ KAVKA_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown
     echo "| session timeout ms | victim | rep | killed was controller | failover ms | ack gap ms | fenced ms | client ms | controller ms | errors | met |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
     printf "%s" "$FO_ROWS"
+    fi
+    if has security; then
+    echo
+    echo "## TLS and SASL"
+    echo
+    echo "One broker, three client listeners: PLAINTEXT, SSL (TLS 1.3, ECDSA P-256 certificate from \`kavka certs\`,"
+    echo "no client certificate) and SASL_SSL (the same TLS, then SASL PLAIN). Per run: a fresh one-partition"
+    echo "topic, $SEC_RECORDS records of 1 KiB produced with acks=1 (linger.ms=5, batch.size=1000000), then"
+    echo "consumed with assign(); $SEC_ROUNDS rounds, the listener order rotating. The client is librdkafka"
+    echo "(OpenSSL) in \`kavka-bench\`."
+    echo
+    echo "| round | listener | produce rec/s | produce MiB/s | p50 ms | p99 ms | errors | consume MiB/s |"
+    echo "|---|---|---|---|---|---|---|---|"
+    printf "%s" "$SEC_ROWS"
+    echo
+    echo "Medians of the rounds, and each as a share of PLAINTEXT:"
+    echo
+    echo "| listener | produce MiB/s | of PLAINTEXT | consume MiB/s | of PLAINTEXT |"
+    echo "|---|---|---|---|---|"
+    printf "%s\n" "$SEC_SUMMARY"
     fi
     if has compaction; then
     echo

@@ -127,7 +127,9 @@ fn produce(a: &Args) -> Result<(), String> {
         latencies_us: Mutex::new(Vec::with_capacity(count as usize)),
         errors: AtomicU64::new(0),
     };
-    let producer: ThreadedProducer<LatencyContext> = ClientConfig::new()
+    let mut cfg = ClientConfig::new();
+    apply_env_conf(&mut cfg, "KAVKA_BENCH_CLIENT_CONF")?;
+    let producer: ThreadedProducer<LatencyContext> = cfg
         .set("bootstrap.servers", bootstrap)
         .set("acks", acks)
         .set("compression.type", "none")
@@ -232,16 +234,25 @@ fn consumer_base_config(bootstrap: &str) -> Result<ClientConfig, String> {
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "8388608")
         .set("queued.max.messages.kbytes", "262144");
+    apply_env_conf(&mut cfg, "KAVKA_BENCH_CLIENT_CONF")?;
     // Extra settings for experiments: KAVKA_BENCH_CONSUMER_CONF="key=value,key=value".
-    if let Ok(extra) = std::env::var("KAVKA_BENCH_CONSUMER_CONF") {
+    apply_env_conf(&mut cfg, "KAVKA_BENCH_CONSUMER_CONF")?;
+    Ok(cfg)
+}
+
+/// Client settings from the environment variable `var` ("key=value,key=value"):
+/// `KAVKA_BENCH_CLIENT_CONF` (every client: e.g. `security.protocol`, `ssl.ca.location`, SASL) and
+/// `KAVKA_BENCH_CONSUMER_CONF` (consumers only).
+fn apply_env_conf(cfg: &mut ClientConfig, var: &str) -> Result<(), String> {
+    if let Ok(extra) = std::env::var(var) {
         for kv in extra.split(',').filter(|s| !s.is_empty()) {
             let (k, v) = kv
                 .split_once('=')
-                .ok_or_else(|| format!("bad KAVKA_BENCH_CONSUMER_CONF entry {kv}"))?;
+                .ok_or_else(|| format!("bad {var} entry {kv}"))?;
             cfg.set(k, v);
         }
     }
-    Ok(cfg)
+    Ok(())
 }
 
 fn consume(a: &Args) -> Result<(), String> {
