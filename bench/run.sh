@@ -37,7 +37,7 @@
 #   BENCH_SECURITY_RECORDS    security: 1 KiB records per run (default 300000, ~293 MiB)
 #   BENCH_SECURITY_ROUNDS     security: rounds over PLAINTEXT, SSL and SASL_SSL, order rotating (default 3)
 #   KAVKA_BIN           broker binary (default: build target/release/kavka)
-# Needs: cmake and libcurl4-openssl-dev (librdkafka build), iperf3, python3.
+# Needs: cmake, libcurl4-openssl-dev and libssl-dev (librdkafka build, with TLS), iperf3, python3.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
