@@ -41,6 +41,8 @@ What is checked:
    lifetime is reported; a request after expiry closes the connection; re-authenticating before
    expiry keeps it open; re-authenticating as another user fails; a confluent-kafka producer keeps
    producing over more than two lifetimes.
+   kafka-python (which does not re-authenticate) produces and consumes across an expiry by
+   reconnecting, and fails on a wrong password.
 """
 
 from __future__ import annotations
@@ -820,3 +822,37 @@ def test_sasl_between_nodes(sasl_only_cluster):
         described = admin.describe_user_scram_credentials(["node"])["node"].result(timeout=30)
         mechanisms = {i.mechanism for i in described.scram_credential_infos}
         assert mechanisms == {ScramMechanism.SCRAM_SHA_256, ScramMechanism.SCRAM_SHA_512}
+
+
+def test_kafka_python_plain_across_session_expiry(reauth_broker):
+    """kafka-python (PLAIN over SASL_PLAINTEXT) produces and consumes. It does not re-authenticate
+    (KIP-368), so once connections.max.reauth.ms (3 s) has passed the broker closes its connection at
+    the next request; the client reconnects, logs in again, and no record is lost."""
+    kafka = pytest.importorskip("kafka", reason="kafka-python is not installed")
+    b = reauth_broker
+    sasl = {"bootstrap_servers": b.bootstrap, "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "PLAIN", "sasl_plain_username": "alice",
+            "sasl_plain_password": "alice-secret"}
+    topic = f"kafka-python-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": b.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+                         "sasl.mechanism": "PLAIN", "sasl.username": "alice",
+                         "sasl.password": "alice-secret"})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    producer = kafka.KafkaProducer(**sasl, retries=5, request_timeout_ms=10000)
+    try:
+        for i in range(3):
+            producer.send(topic, b"before-%d" % i).get(timeout=15)
+        time.sleep(3.5)
+        for i in range(3):
+            producer.send(topic, b"after-%d" % i).get(timeout=15)
+    finally:
+        producer.close()
+    consumer = kafka.KafkaConsumer(topic, **sasl, auto_offset_reset="earliest",
+                                   consumer_timeout_ms=8000)
+    try:
+        values = [m.value for m in consumer]
+    finally:
+        consumer.close()
+    assert values == [b"before-%d" % i for i in range(3)] + [b"after-%d" % i for i in range(3)]
+    with pytest.raises(kafka.errors.KafkaError):
+        kafka.KafkaProducer(**{**sasl, "sasl_plain_password": "wrong"}, max_block_ms=5000)
