@@ -457,11 +457,6 @@ fn load_tls(config: &BrokerConfig) -> Result<NodeTls, StartupError> {
             Some(SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
         )
     };
-    for listener in &config.listeners {
-        if is_sasl(&listener.name) {
-            SaslListener::from_config(config, &listener.name).map_err(StartupError::Config)?;
-        }
-    }
     // The active controller sends the metadata log to a broker-only node's inter-broker listener with the
     // controller listener's settings.
     let inter_broker = &config.inter_broker_listener_name;
@@ -475,25 +470,26 @@ fn load_tls(config: &BrokerConfig) -> Result<NodeTls, StartupError> {
         }
     }
     let mut tls = NodeTls::load(config).map_err(|e| StartupError::Config(e.to_string()))?;
-    if is_sasl(inter_broker) {
-        let client = SaslClientConfig::from_config(
-            config,
-            inter_broker,
-            "sasl.mechanism.inter.broker.protocol",
-        )
-        .map_err(StartupError::Config)?;
-        tls = tls.with_sasl_client(inter_broker, client);
+    for listener in config.listeners.iter().filter(|l| is_sasl(&l.name)) {
+        let settings =
+            SaslListener::from_config(config, &listener.name).map_err(StartupError::Config)?;
+        tls = tls.with_sasl_listener(&listener.name, settings);
     }
-    if let Some(controller) = config.controller_listener_names.first() {
-        if is_sasl(controller) {
-            let client = SaslClientConfig::from_config(
-                config,
-                controller,
-                "sasl.mechanism.controller.protocol",
-            )
+    // How this node logs in to the SASL listeners of other nodes it reaches.
+    let logins = [
+        (Some(inter_broker), "sasl.mechanism.inter.broker.protocol"),
+        (
+            config.controller_listener_names.first(),
+            "sasl.mechanism.controller.protocol",
+        ),
+    ];
+    for (listener, mechanism_key) in logins {
+        let Some(listener) = listener.filter(|l| is_sasl(l)) else {
+            continue;
+        };
+        let client = SaslClientConfig::from_config(config, listener, mechanism_key)
             .map_err(StartupError::Config)?;
-            tls = tls.with_sasl_client(controller, client);
-        }
+        tls = tls.with_sasl_client(listener, client);
     }
     Ok(tls)
 }

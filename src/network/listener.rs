@@ -12,7 +12,6 @@ use super::tls::{ListenerTls, NodeTls, HANDSHAKE_TIMEOUT};
 use crate::security::principal::ANONYMOUS;
 use crate::security::sasl::SaslListener;
 use crate::server::Broker;
-use kavka_config::SecurityProtocol;
 
 /// A listener socket bound at start-up, with the endpoint advertised to clients that connect to it.
 pub struct BoundListener {
@@ -28,7 +27,7 @@ pub struct BoundListener {
     pub security_protocol: kavka_config::SecurityProtocol,
     /// Set on an SSL listener.
     pub tls: Option<Arc<ListenerTls>>,
-    /// Set on a SASL_PLAINTEXT or SASL_SSL listener.
+    /// Set on a SASL_PLAINTEXT or SASL_SSL listener (its settings, checked at start-up).
     pub sasl: Option<Arc<SaslListener>>,
 }
 
@@ -89,13 +88,7 @@ pub async fn bind_listeners(
             is_controller: config.controller_listener_names.contains(&listener.name),
             security_protocol: listener.security_protocol,
             tls: tls.listener(&listener.name),
-            sasl: match listener.security_protocol {
-                SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => Some(Arc::new(
-                    SaslListener::from_config(config, &listener.name)
-                        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
-                )),
-                SecurityProtocol::Plaintext | SecurityProtocol::Ssl => None,
-            },
+            sasl: tls.sasl_listener(&listener.name),
         });
     }
     Ok(bound)

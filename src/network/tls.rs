@@ -190,6 +190,8 @@ fn stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
 pub struct NodeTls {
     listeners: BTreeMap<String, Arc<ListenerTls>>,
     sasl_clients: BTreeMap<String, Arc<crate::security::sasl::SaslClientConfig>>,
+    /// The settings of the node's SASL listeners, checked at start-up.
+    sasl_listeners: BTreeMap<String, Arc<crate::security::sasl::SaslListener>>,
 }
 
 /// How this node connects to a listener of another node: TLS when the listener uses it, and the SASL
@@ -220,6 +222,7 @@ impl NodeTls {
         Ok(NodeTls {
             listeners,
             sasl_clients: BTreeMap::new(),
+            sasl_listeners: BTreeMap::new(),
         })
     }
 
@@ -232,6 +235,22 @@ impl NodeTls {
         self.sasl_clients
             .insert(listener.to_string(), Arc::new(client));
         self
+    }
+
+    /// Adds the SASL settings of one of the node's SASL listeners.
+    pub fn with_sasl_listener(
+        mut self,
+        listener: &str,
+        settings: crate::security::sasl::SaslListener,
+    ) -> NodeTls {
+        self.sasl_listeners
+            .insert(listener.to_string(), Arc::new(settings));
+        self
+    }
+
+    /// The SASL settings of listener `name`, if it is one of the node's SASL listeners.
+    pub fn sasl_listener(&self, name: &str) -> Option<Arc<crate::security::sasl::SaslListener>> {
+        self.sasl_listeners.get(name).cloned()
     }
 
     /// How this node connects to listener `name` of another node.
