@@ -9,14 +9,13 @@ skip while the broker does not advertise that API.
 from __future__ import annotations
 
 import struct
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import GROUP_OVERRIDES
-from kavka_harness import free_port
+from kavka_harness import free_port, kavka_certs, node_store_settings
 from rawkafka import Conn, fetch_v4
 
 CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
@@ -528,12 +527,6 @@ BOUNDED_CLIENT_TIMEOUTS = {"max.block.ms": "15000", "default.api.timeout.ms": "1
                            "reconnect.backoff.max.ms": "1000"}
 
 
-def kavka_certs(kavka_bin: Path, out: Path, *args: str) -> None:
-    r = subprocess.run([str(kavka_bin), "certs", *args, "--out", str(out)],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, f"kavka certs {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
-
-
 def read_properties(path: Path) -> dict[str, str]:
     """A Java properties file as written by `kavka certs` (key=value lines, # comments)."""
     out = {}
@@ -568,17 +561,10 @@ def ssl_broker(broker_factory, certs: Path, node: str = "n1", client_auth: str =
     """A single node whose only listener is SSL with the node's PKCS12 keystore and the
     `kavka certs` truststore."""
     port = free_port()
-    node_password = (certs / f"{node}.password").read_text().strip()
     return broker_factory(port=port, **GROUP_OVERRIDES, **{
         "listeners": f"SSL://127.0.0.1:{port}",
         "ssl.client.auth": client_auth,
-        "ssl.keystore.type": "PKCS12",
-        "ssl.keystore.location": str(certs / f"{node}.p12"),
-        "ssl.keystore.password": node_password,
-        "ssl.key.password": node_password,
-        "ssl.truststore.type": "PKCS12",
-        "ssl.truststore.location": str(certs / "truststore.p12"),
-        "ssl.truststore.password": (certs / "truststore.password").read_text().strip(),
+        **node_store_settings(certs, node),
     })
 
 
@@ -720,16 +706,9 @@ def jaas_plain(user: str, password: str) -> str:
 def scram_ssl_broker(certs, broker_factory):
     """SASL_SSL listener CLIENT (SCRAM-SHA-256/512, the n1 certificate) and PLAINTEXT OPEN for
     the admin step; no authorizer."""
-    node_password = (certs / "n1.password").read_text().strip()
     return sasl_broker(broker_factory, {"CLIENT": "SASL_SSL", "OPEN": "PLAINTEXT"}, "CLIENT", **{
         "sasl.enabled.mechanisms": "SCRAM-SHA-256,SCRAM-SHA-512",
-        "ssl.keystore.type": "PKCS12",
-        "ssl.keystore.location": str(certs / "n1.p12"),
-        "ssl.keystore.password": node_password,
-        "ssl.key.password": node_password,
-        "ssl.truststore.type": "PKCS12",
-        "ssl.truststore.location": str(certs / "truststore.p12"),
-        "ssl.truststore.password": (certs / "truststore.password").read_text().strip(),
+        **node_store_settings(certs, "n1"),
     })
 
 

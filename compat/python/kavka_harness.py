@@ -36,6 +36,28 @@ def kavka_binary() -> Path:
     return target / "release" / "kavka"
 
 
+def kavka_certs(kavka_bin: Path, out: Path, *args: str) -> None:
+    """Runs `kavka certs <args> --out <out>` and fails the test with its output if it fails."""
+    r = subprocess.run([str(kavka_bin), "certs", *args, "--out", str(out)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"kavka certs {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
+
+
+def node_store_settings(certs: Path, node: str) -> dict[str, str]:
+    """Broker settings for the PKCS12 key store of `kavka certs node --name <node>` and the
+    `kavka certs` trust store, with their generated passwords."""
+    password = (certs / f"{node}.password").read_text().strip()
+    return {
+        "ssl.keystore.type": "PKCS12",
+        "ssl.keystore.location": str(certs / f"{node}.p12"),
+        "ssl.keystore.password": password,
+        "ssl.key.password": password,
+        "ssl.truststore.type": "PKCS12",
+        "ssl.truststore.location": str(certs / "truststore.p12"),
+        "ssl.truststore.password": (certs / "truststore.password").read_text().strip(),
+    }
+
+
 def free_port() -> int:
     """A loopback TCP port that nothing listens on right now and that this run has not used."""
     for _ in range(100):

@@ -72,7 +72,7 @@ from confluent_kafka.admin import (
 )
 
 import rawkafka as rk
-from kavka_harness import Broker, free_port
+from kavka_harness import Broker, free_port, kavka_certs, node_store_settings
 
 CLUSTER_ID = "kavkaSaslAclCluster001"
 USERS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret"}
@@ -83,12 +83,6 @@ FAILED_DELAY_MS = 500
 # The wrong passwords this file sends: none may ever appear in a broker log.
 WRONG_PASSWORDS = ["wr0ng-Pl41n-pw-7c1e", "wr0ng-Scr4m-pw-91ab"]
 SCRAM_PASSWORD = "alice-scram-pw-5f2d"
-
-
-def kavka_certs(kavka_bin: Path, out: Path, *args: str) -> None:
-    r = subprocess.run([str(kavka_bin), "certs", *args, "--out", str(out)],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, f"kavka certs {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
 
 
 def wait_until(what: str, check, timeout: float = 30.0, interval: float = 0.3):
@@ -164,7 +158,6 @@ def cluster(kavka_bin, tmp_path_factory):
     ports[0]["SASLPLAIN"] = free_port()
     voters = ",".join(f"{i + 1}@127.0.0.1:{p['CONTROLLER']}" for i, p in enumerate(ports))
     super_users = ";".join(f"User:{NODE_DN.format(i)}" for i in (1, 2, 3)) + ";User:admin"
-    truststore_pw = (certs / "truststore.password").read_text().strip()
     nodes = []
     for i, p in enumerate(ports):
         node_id = i + 1
@@ -173,7 +166,6 @@ def cluster(kavka_bin, tmp_path_factory):
         data.mkdir(parents=True)
         (data / "meta.properties").write_text(
             f"version=1\ncluster.id={CLUSTER_ID}\nnode.id={node_id}\n")
-        password = (certs / f"node-{node_id}.password").read_text().strip()
         listeners = ",".join(f"{name}://127.0.0.1:{port}" for name, port in p.items())
         advertised = ",".join(f"{name}://127.0.0.1:{port}" for name, port in p.items()
                               if name != "CONTROLLER")
@@ -188,13 +180,7 @@ def cluster(kavka_bin, tmp_path_factory):
             "inter.broker.listener.name": "INTERNAL",
             "controller.listener.names": "CONTROLLER",
             "controller.quorum.voters": voters,
-            "ssl.keystore.type": "PKCS12",
-            "ssl.keystore.location": str(certs / f"node-{node_id}.p12"),
-            "ssl.keystore.password": password,
-            "ssl.key.password": password,
-            "ssl.truststore.type": "PKCS12",
-            "ssl.truststore.location": str(certs / "truststore.p12"),
-            "ssl.truststore.password": truststore_pw,
+            **node_store_settings(certs, f"node-{node_id}"),
             "listener.name.internal.ssl.client.auth": "required",
             "listener.name.controller.ssl.client.auth": "required",
             "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",

@@ -29,12 +29,11 @@ Skips when SSLyze is not installed (it is in compat/python/requirements.txt).
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from kavka_harness import free_port
+from kavka_harness import free_port, kavka_certs, node_store_settings
 
 sslyze = pytest.importorskip(
     "sslyze", reason="SSLyze is not installed (pip install -r compat/python/requirements.txt): "
@@ -79,12 +78,6 @@ WEAK_MARKERS = ("NULL", "EXPORT", "RC4", "DES", "IDEA", "SEED", "MD5", "_anon_",
 # ---------------------------------------------------------------- setup
 
 
-def kavka_certs(kavka_bin: Path, out: Path, *args: str) -> None:
-    r = subprocess.run([str(kavka_bin), "certs", *args, "--out", str(out)],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, f"kavka certs {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
-
-
 @pytest.fixture
 def certs(kavka_bin, tmp_path) -> Path:
     d = tmp_path / "certs"
@@ -97,17 +90,10 @@ def ssl_broker(broker_factory, certs: Path, **settings: str):
     """One node whose only listener is SSL, with the node's PKCS12 keystore and the truststore;
     ssl.client.auth=required unless settings say otherwise."""
     port = free_port()
-    password = (certs / "n1.password").read_text().strip()
     conf = {
         "listeners": f"SSL://127.0.0.1:{port}",
         "ssl.client.auth": "required",
-        "ssl.keystore.type": "PKCS12",
-        "ssl.keystore.location": str(certs / "n1.p12"),
-        "ssl.keystore.password": password,
-        "ssl.key.password": password,
-        "ssl.truststore.type": "PKCS12",
-        "ssl.truststore.location": str(certs / "truststore.p12"),
-        "ssl.truststore.password": (certs / "truststore.password").read_text().strip(),
+        **node_store_settings(certs, "n1"),
     }
     conf.update(settings)
     return broker_factory(port=port, **conf)
