@@ -841,7 +841,12 @@ def test_kafka_python_group_splits_and_consumes_all(broker_factory, topic,
                 c.subscribe([topic])
                 try:
                     while not stop.is_set():
-                        batch = c.poll(timeout_ms=200)
+                        # A long poll timeout on purpose: in kafka-python 3.0.12 a poll that times out
+                        # while its JoinGroup is in flight leaves the heartbeat disabled once that join
+                        # completes (join_group_async returns without _enable_heartbeat), so the member's
+                        # session expires and it keeps fetching outside the group. poll() returns as soon
+                        # as records arrive or a heartbeat is due, so this does not slow the test.
+                        batch = c.poll(timeout_ms=10000)
                         for _tp, msgs in batch.items():
                             for m in msgs:
                                 self.records.append((m.partition, m.offset, m.value.decode()))
