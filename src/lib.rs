@@ -6,6 +6,7 @@
 //! and controller) stands beside them and knows nothing of storage or the network.
 
 pub mod certs;
+pub mod client;
 pub mod cluster;
 pub mod controller;
 pub mod coordinator;
@@ -18,3 +19,4 @@ pub mod replica;
 pub mod security;
 pub mod server;
 pub mod storage_format;
+pub mod tools;

@@ -33,6 +33,23 @@ enum Command {
     /// needed). Subjects are CN=<name>,O=Kavka; a client's mTLS principal is User:CN=<name>,O=Kavka.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Create, list, describe, alter and delete topics (Kafka's kafka-topics).
+    Topics(kavka::tools::topics::TopicsArgs),
+    /// Produce stdin lines as records (Kafka's kafka-console-producer).
+    ConsoleProducer(kavka::tools::console_producer::ConsoleProducerArgs),
+    /// Print records of a topic (Kafka's kafka-console-consumer).
+    ConsoleConsumer(kavka::tools::console_consumer::ConsoleConsumerArgs),
+    /// List, describe, delete consumer groups and reset their offsets (Kafka's kafka-consumer-groups).
+    ConsumerGroups(kavka::tools::consumer_groups::ConsumerGroupsArgs),
+    /// Describe and alter topic, broker and user configs (Kafka's kafka-configs).
+    Configs(kavka::tools::configs::ConfigsArgs),
+    /// Add, remove and list ACLs (Kafka's kafka-acls).
+    Acls(kavka::tools::acls::AclsArgs),
+    /// Add, delete and describe users' SCRAM credentials (Kafka's kafka-configs --entity-type users).
+    Users(kavka::tools::users::UsersArgs),
+    /// Measure produce and consume throughput and latency (Kafka's perf-test tools).
+    #[command(subcommand)]
+    Perf(kavka::tools::perf::PerfCommand),
 }
 
 #[derive(Subcommand)]
@@ -146,6 +163,9 @@ enum ClusterCommand {
     /// them until Ctrl-C or SIGTERM. Prints `bootstrap.servers=...` on stdout once every node is ready
     /// (with --secure, then one `client properties (...): FILE` line per client property file).
     Up(ClusterUpArgs),
+    /// Show a cluster's health: cluster id, brokers (fenced ones marked), the active controller, the
+    /// metadata quorum with each replica's lag, and the under-replicated and offline partitions.
+    Status(kavka::tools::cluster_status::ClusterStatusArgs),
 }
 
 #[derive(clap::Args)]
@@ -213,6 +233,48 @@ fn main() -> ExitCode {
         }
         Command::Storage(StorageCommand::Format(args)) => exit_with(run_format(args)),
         Command::Certs(command) => exit_with(run_certs(command)),
+        Command::Cluster(ClusterCommand::Status(args)) => {
+            run_tool(kavka::tools::cluster_status::run(args))
+        }
+        Command::Acls(args) => run_tool(kavka::tools::acls::run(args)),
+        Command::Users(args) => run_tool(kavka::tools::users::run(args)),
+        Command::Configs(args) => run_tool(kavka::tools::configs::run(args)),
+        Command::Topics(args) => run_tool(kavka::tools::topics::run(args)),
+        Command::ConsoleProducer(args) => run_tool(kavka::tools::console_producer::run(args)),
+        Command::ConsoleConsumer(args) => run_tool(kavka::tools::console_consumer::run(args)),
+        Command::ConsumerGroups(args) => run_tool(kavka::tools::consumer_groups::run(args)),
+        Command::Perf(command) => run_tool(kavka::tools::perf::run(command)),
+    }
+}
+
+/// Runs an operator command on a small runtime; an error is one `Error: ...` line and exit code 1.
+fn run_tool(
+    command: impl std::future::Future<Output = Result<(), kavka::client::ClientError>>,
+) -> ExitCode {
+    // Output piped into a reader that stops early (`kavka topics --list | head`) ends the process
+    // quietly, as other Unix tools do, instead of a panic in println! (Rust ignores SIGPIPE).
+    // SAFETY: restoring a signal's default disposition before any thread is started.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

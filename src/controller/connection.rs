@@ -85,6 +85,37 @@ impl FramedConnection {
         }
     }
 
+    /// Sends `body` as one frame and reads nothing: for requests the peer does not answer (Produce with
+    /// acks=0).
+    pub async fn send_only(&mut self, body: &[u8], timeout: Duration) -> io::Result<()> {
+        let stream = self.stream.take();
+        let (address, security) = (&self.address, &self.security);
+        let attempt = async move {
+            let (reader, mut writer) = match stream {
+                Some(stream) => stream,
+                None => open(address, security).await?,
+            };
+            let size = i32::try_from(body.len())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "request too large"))?;
+            let mut frame = Vec::with_capacity(body.len() + 4);
+            frame.extend_from_slice(&size.to_be_bytes());
+            frame.extend_from_slice(body);
+            writer.write_all(&frame).await?;
+            Ok::<_, io::Error>((reader, writer))
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(stream)) => {
+                self.stream = Some(stream);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("cannot write to {} within {timeout:?}", self.address),
+            )),
+        }
+    }
+
     /// Forgets the stream (after a response that did not match its request).
     pub fn reset(&mut self) {
         self.stream = None;
@@ -208,11 +239,24 @@ pub fn encode_request<R>(request: &R, version: i16, correlation_id: i32) -> Resu
 where
     R: Request + Encodable + HeaderVersion,
 {
+    encode_request_as(request, version, correlation_id, "kavka-broker")
+}
+
+/// [`encode_request`] with the header's client id.
+pub fn encode_request_as<R>(
+    request: &R,
+    version: i16,
+    correlation_id: i32,
+    client_id: &str,
+) -> Result<BytesMut, String>
+where
+    R: Request + Encodable + HeaderVersion,
+{
     let header = RequestHeader::default()
         .with_request_api_key(R::KEY)
         .with_request_api_version(version)
         .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("kavka-broker")));
+        .with_client_id(Some(StrBytes::from_string(client_id.to_string())));
     let mut body = BytesMut::new();
     header
         .encode(&mut body, R::header_version(version))

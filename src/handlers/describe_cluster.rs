@@ -32,16 +32,36 @@ pub fn handle(
     if !authz.allows_cluster(AclOperation::Describe) {
         return response.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
     }
-    let brokers = super::metadata::live_brokers(broker, ctx)
-        .into_iter()
-        .map(|b| {
-            DescribeClusterBroker::default()
-                .with_broker_id(b.node_id)
-                .with_host(b.host)
-                .with_port(b.port)
-                .with_rack(b.rack)
-        })
-        .collect();
+    // v2 (KIP-1073): fenced brokers too, marked, when the client asks for them.
+    let brokers = if ctx.api_version >= 2 && request.include_fenced_brokers {
+        let image = broker.image();
+        image
+            .brokers
+            .values()
+            .filter_map(|b| {
+                let endpoint = b.endpoint(&ctx.connection.listener_name)?;
+                Some(
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.broker_id))
+                        .with_host(str_bytes(endpoint.host.clone()))
+                        .with_port(i32::from(endpoint.port))
+                        .with_rack(b.rack.clone().map(str_bytes))
+                        .with_is_fenced(b.fenced),
+                )
+            })
+            .collect()
+    } else {
+        super::metadata::live_brokers(broker, ctx)
+            .into_iter()
+            .map(|b| {
+                DescribeClusterBroker::default()
+                    .with_broker_id(b.node_id)
+                    .with_host(b.host)
+                    .with_port(b.port)
+                    .with_rack(b.rack)
+            })
+            .collect()
+    };
     response
         // As Kafka's brokers do, name a live broker (this one) rather than the active controller:
         // brokers forward controller requests, and a client never chases a controller that just died.

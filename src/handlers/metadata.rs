@@ -222,7 +222,14 @@ fn topic_metadata(broker: &Broker, topic: &TopicImage, operations: i32) -> Metad
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(*r)).collect())
                 .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect())
-                .with_offline_replicas(Vec::new())
+                // As Kafka's KRaft brokers report them: replicas on brokers that are not alive.
+                .with_offline_replicas(
+                    p.replicas
+                        .iter()
+                        .filter(|r| image.live_broker(**r).is_none())
+                        .map(|r| BrokerId(*r))
+                        .collect(),
+                )
         })
         .collect();
     MetadataResponseTopic::default()

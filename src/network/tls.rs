@@ -56,7 +56,20 @@ impl ListenerTls {
         config: &BrokerConfig,
         serves: bool,
     ) -> Result<ListenerTls, ListenerTlsError> {
-        let security = config.security.clone();
+        Self::from_security(listener, config.security.clone(), serves)
+    }
+
+    /// The client side only: how a command-line client connects to SSL listeners, from the Java client's
+    /// `ssl.*` keys of its property file.
+    pub fn client(security: kavka_config::SecurityConfig) -> Result<ListenerTls, ListenerTlsError> {
+        Self::from_security("client", security, false)
+    }
+
+    fn from_security(
+        listener: &str,
+        security: kavka_config::SecurityConfig,
+        serves: bool,
+    ) -> Result<ListenerTls, ListenerTlsError> {
         let files = security::watched_files(listener, &security);
         let stamps = files.iter().map(stamp).collect();
         let tls = ListenerTls {

@@ -268,7 +268,8 @@ pub struct SecurityConfig {
 }
 
 impl SecurityConfig {
-    pub(crate) fn new(entries: BTreeMap<String, String>) -> Self {
+    /// Settings from `ssl.*` / `sasl.*` keys, for example a client's property file.
+    pub fn new(entries: BTreeMap<String, String>) -> Self {
         SecurityConfig { entries }
     }
 
