@@ -56,13 +56,7 @@ impl FramedConnection {
                 Some(stream) => stream,
                 None => open(address, security).await?,
             };
-            let size = i32::try_from(body.len())
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "request too large"))?;
-            // One write, so the frame leaves in as few segments as it can (the socket is NODELAY).
-            let mut frame = Vec::with_capacity(body.len() + 4);
-            frame.extend_from_slice(&size.to_be_bytes());
-            frame.extend_from_slice(body);
-            writer.write_all(&frame).await?;
+            write_frame(&mut writer, body).await?;
             match read_frame(&mut reader, max_response).await {
                 Ok(Some(frame)) => Ok((frame, (reader, writer))),
                 Ok(None) => Err(io::Error::new(
@@ -95,12 +89,7 @@ impl FramedConnection {
                 Some(stream) => stream,
                 None => open(address, security).await?,
             };
-            let size = i32::try_from(body.len())
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "request too large"))?;
-            let mut frame = Vec::with_capacity(body.len() + 4);
-            frame.extend_from_slice(&size.to_be_bytes());
-            frame.extend_from_slice(body);
-            writer.write_all(&frame).await?;
+            write_frame(&mut writer, body).await?;
             Ok::<_, io::Error>((reader, writer))
         };
         match tokio::time::timeout(timeout, attempt).await {
@@ -120,6 +109,17 @@ impl FramedConnection {
     pub fn reset(&mut self) {
         self.stream = None;
     }
+}
+
+/// Writes `body` with its size prefix in one write, so the frame leaves in as few segments as it can
+/// (the socket is NODELAY).
+async fn write_frame(writer: &mut WriteHalf, body: &[u8]) -> io::Result<()> {
+    let size = i32::try_from(body.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "request too large"))?;
+    let mut frame = Vec::with_capacity(body.len() + 4);
+    frame.extend_from_slice(&size.to_be_bytes());
+    frame.extend_from_slice(body);
+    writer.write_all(&frame).await
 }
 
 /// Connects to `address`, through TLS and then a SASL login as `security` says.
@@ -220,10 +220,9 @@ where
     R::Response: Decodable + HeaderVersion,
 {
     let body = encode_request(request, version, correlation_id)?;
-    let mut frame = Vec::with_capacity(body.len() + 4);
-    frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
-    frame.extend_from_slice(&body);
-    writer.write_all(&frame).await.map_err(|e| e.to_string())?;
+    write_frame(writer, &body)
+        .await
+        .map_err(|e| e.to_string())?;
     let response = read_frame(reader, MAX_SASL_RESPONSE)
         .await
         .map_err(|e| e.to_string())?
