@@ -37,14 +37,32 @@ pub fn render_meta_properties(cluster_id: &str, node_id: i32) -> String {
 }
 
 /// Kafka cluster ids are a random UUID in URL-safe base64 without padding (22 characters).
+/// Like Kafka's `Uuid.randomUuid`, never one starting with `-`: command lines would read it
+/// as an option (`kavka storage format --cluster-id -x...`).
 pub fn new_cluster_id() -> String {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
+    loop {
+        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(uuid::Uuid::new_v4().as_bytes());
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_ids_never_look_like_options() {
+        // One id in 64 would start with '-' without the check.
+        for _ in 0..2000 {
+            let id = new_cluster_id();
+            assert_eq!(id.len(), 22);
+            assert!(!id.starts_with('-'), "{id}");
+        }
+    }
 
     #[test]
     fn meta_properties_round_trip_in_the_brokers_format() {

@@ -272,6 +272,39 @@ def metadata_v1(conn: Conn, topics: list[str] | None = None) -> dict:
     return {"brokers": brokers, "controller_id": controller, "topics": out}
 
 
+def metadata_v7(conn: Conn, topics: list[str] | None = None) -> dict:
+    """Metadata v7, which carries leader epochs: {brokers: [(id, host, port)], controller_id,
+    topics: {name: (error, {partition: {"error", "leader", "epoch", "replicas", "isr"}})}}."""
+    body = (struct.pack(">i", -1) if topics is None else (
+        struct.pack(">i", len(topics)) + b"".join(kstring(t) for t in topics))) + b"\x00"
+    r = Reader(conn.request(3, 7, body))
+    r.take("i")  # throttle_time_ms
+    brokers = []
+    for _ in range(r.take("i")):
+        node, host, port = r.take("i"), r.string(), r.take("i")
+        r.string()  # rack
+        brokers.append((node, host, port))
+    r.string()  # cluster_id
+    controller = r.take("i")
+
+    def int_array() -> list[int]:
+        return [r.take("i") for _ in range(r.take("i"))]
+
+    out = {}
+    for _ in range(r.take("i")):
+        err, name = r.take("h"), r.string()
+        r.take("b")  # is_internal
+        parts = {}
+        for _ in range(r.take("i")):
+            perr, pid, leader, epoch = r.take("hiii")
+            replicas, isr = int_array(), int_array()
+            int_array()  # offline_replicas
+            parts[pid] = {"error": perr, "leader": leader, "epoch": epoch,
+                          "replicas": replicas, "isr": isr}
+        out[name] = (err, parts)
+    return {"brokers": brokers, "controller_id": controller, "topics": out}
+
+
 def fetch_with_replica_id(conn: Conn, topic: str, partition: int, offset: int, replica_id: int,
                           version: int = 4, max_wait_ms: int = 100,
                           max_bytes: int = 1 << 20) -> dict:
