@@ -4,10 +4,10 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind, SaslAuthenticateResponse,
+    ApiKey, RequestKind, ResponseHeader, ResponseKind, SaslAuthenticateResponse,
     SaslHandshakeResponse,
 };
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::Encodable;
 use kavka_config::BrokerConfig;
 
 use crate::controller::raft::network::{serve_rpc, RAFT_RPC_API_KEY};
@@ -226,9 +226,13 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
             }
         ));
     }
-    if let Err(e) = kavka_wire::validate_request(&frame) {
-        return FrameOutcome::Close(format!("malformed {api_key:?} v{version} request: {e}"));
-    }
+    // Schema validation, then the crate's decoders (kavka-wire: they pre-allocate from wire counts).
+    let decoded = match kavka_wire::decode_request(frame.clone()) {
+        Ok(decoded) => decoded,
+        Err(e) => {
+            return FrameOutcome::Close(format!("malformed {api_key:?} v{version} request: {e}"))
+        }
+    };
     if FORWARDED_TO_CONTROLLER.contains(&api_key) && !conn.is_controller_listener {
         if let Some((controller, _)) = broker.controller_channel.remote_controller() {
             match broker
@@ -245,18 +249,7 @@ pub async fn handle_frame(frame: Bytes, conn: &ConnectionContext, broker: &Broke
             }
         }
     }
-    let header_version = api_key.request_header_version(version);
-    let mut body = frame;
-    let header = match RequestHeader::decode(&mut body, header_version) {
-        Ok(h) => h,
-        Err(e) => return FrameOutcome::Close(format!("undecodable request header: {e}")),
-    };
-    let request = match RequestKind::decode(api_key, &mut body, version) {
-        Ok(r) => r,
-        Err(e) => {
-            return FrameOutcome::Close(format!("undecodable {api_key:?} v{version} request: {e}"))
-        }
-    };
+    let (header, request) = (decoded.header, decoded.request);
     let ctx = RequestContext {
         connection: conn,
         api_version: version,

@@ -59,10 +59,7 @@ fn check_timestamps(header: &BatchHeader, config: &TopicConfig, now: i64) -> Res
 /// as Kafka does). Only compacted topics pay for decoding; an undecodable batch answers none and is
 /// refused by the log's own validation with the precise error.
 fn keyless_records(records: &bytes::Bytes, max_message_bytes: i32) -> Vec<i32> {
-    // Decompressed data is bounded like the log bounds it: generous, but finite.
-    let limit = (max_message_bytes.max(0) as usize)
-        .saturating_mul(64)
-        .max(64 * 1024 * 1024);
+    let limit = kavka_storage::batch::decompression_limit(max_message_bytes.max(0) as usize);
     kavka_storage::batch::keyless_records(records, limit).unwrap_or_default()
 }
 

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
-use kafka_protocol::protocol::Decodable;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::watch;
@@ -228,11 +227,7 @@ fn decode_sasl_request(frame: &Bytes) -> Result<RequestKind, String> {
     if !supported {
         return Err(format!("{key:?} version {version} is not supported"));
     }
-    kavka_wire::validate_request(frame)
-        .map_err(|e| format!("malformed {key:?} v{version}: {e}"))?;
-    let mut body = frame.clone();
-    RequestHeader::decode(&mut body, key.request_header_version(version))
-        .map_err(|e| format!("undecodable request header: {e}"))?;
-    RequestKind::decode(key, &mut body, version)
-        .map_err(|e| format!("undecodable {key:?} v{version}: {e}"))
+    kavka_wire::decode_request(frame.clone())
+        .map(|decoded| decoded.request)
+        .map_err(|e| format!("malformed {key:?} v{version}: {e}"))
 }

@@ -377,6 +377,14 @@ fn batch_records(
     Ok((header, records))
 }
 
+/// Bound on one batch's decompressed records wherever Kavka has to look inside a batch (the
+/// keyless-record check of compacted topics on the produce path, timestamp lookups): generous
+/// (64 times `max.message.bytes`, at least 64 MiB), but finite, since the codecs themselves bound
+/// nothing (TRAPS.md).
+pub fn decompression_limit(max_message_bytes: usize) -> usize {
+    max_message_bytes.saturating_mul(64).max(64 * 1024 * 1024)
+}
+
 /// The positions in a (client) batch of the records without a key, which a compacted topic refuses
 /// (Kafka lists them in the Produce response). Compressed batches are decompressed up to
 /// `max_decompressed_bytes`.
@@ -593,22 +601,44 @@ pub(crate) fn decompress_into(
     }
 }
 
+/// First buffer reserved for decompressed records; it doubles from there, up to the limit.
+const DECOMPRESS_CHUNK: usize = 64 * 1024;
+
 /// Reads into `out` until it holds at most `limit` bytes; the outer `Err` is an I/O (decoding)
 /// failure, the inner one the limit being exceeded.
+///
+/// `out`'s capacity never exceeds `limit` (a plain `read_to_end` doubles its buffer and can reserve
+/// twice the limit before noticing it is hit): capacity doubles, capped at the limit, and each read
+/// is bounded by the spare capacity, so the vector never grows behind our back.
 fn read_bounded(
-    reader: impl Read,
+    mut reader: impl Read,
     limit: usize,
     out: &mut Vec<u8>,
 ) -> std::io::Result<Result<(), BatchError>> {
-    let room = limit.saturating_sub(out.len());
-    // One byte more than allowed tells "exactly at the limit" from "over it".
-    reader
-        .take((room as u64).saturating_add(1))
-        .read_to_end(out)?;
-    if out.len() > limit {
-        return Ok(Err(BatchError::DecompressionLimit));
+    loop {
+        let room = limit.saturating_sub(out.len());
+        if room == 0 {
+            break;
+        }
+        if out.capacity() == out.len() {
+            out.reserve_exact(out.len().max(DECOMPRESS_CHUNK).min(room));
+        }
+        let spare = (out.capacity() - out.len()).min(room);
+        let read = (&mut reader).take(spare as u64).read_to_end(out)?;
+        if read < spare {
+            return Ok(Ok(())); // the decoder's end, within the limit
+        }
     }
-    Ok(Ok(()))
+    // Exactly at the limit: one more byte tells "at" from "over".
+    let mut probe = [0u8; 1];
+    loop {
+        match reader.read(&mut probe) {
+            Ok(0) => return Ok(Ok(())),
+            Ok(_) => return Ok(Err(BatchError::DecompressionLimit)),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Snappy as Kafka clients write it: xerial framing (the Java client) or one raw block.
@@ -636,21 +666,37 @@ fn decompress_snappy(payload: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<
     }
 }
 
+/// Most bytes one byte of a snappy block can expand to: the densest element, a copy with a
+/// 2-byte offset, spends 3 bytes on at most 64 bytes of output.
+const SNAPPY_MAX_EXPANSION: usize = 22;
+
 /// Appends one raw snappy block to `out`, refusing before allocating if its declared size would
-/// take `out` past `limit`.
+/// take `out` past `limit` or is more than the block could possibly expand to (a few bytes claiming
+/// the whole limit would otherwise make every such block allocate and zero it).
 fn snappy_block_into(block: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), BatchError> {
     let err = |e: snap::Error| BatchError::Decompression(e.to_string());
     let len = snap::raw::decompress_len(block).map_err(err)?;
+    if len > block.len().saturating_mul(SNAPPY_MAX_EXPANSION) {
+        return Err(BatchError::Decompression(format!(
+            "a snappy block of {} bytes cannot expand to the {len} bytes it declares",
+            block.len()
+        )));
+    }
     if len > limit.saturating_sub(out.len()) {
         return Err(BatchError::DecompressionLimit);
     }
     let start = out.len();
     out.resize(start + len, 0);
-    let written = snap::raw::Decoder::new()
-        .decompress(block, &mut out[start..])
-        .map_err(err)?;
-    out.truncate(start + written);
-    Ok(())
+    match snap::raw::Decoder::new().decompress(block, &mut out[start..]) {
+        Ok(written) => {
+            out.truncate(start + written);
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(err(e))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -879,6 +925,80 @@ mod tests {
                 Err(BatchError::DecompressionLimit)
             ));
         }
+    }
+
+    #[test]
+    fn decompression_buffer_never_exceeds_the_limit() {
+        // Found by the record_batch fuzz target: read_to_end doubled the output buffer, so a bomb
+        // could reserve twice the bound before being refused. Zeros compress to almost nothing.
+        let limit = 3 * 1024 * 1024 + 17;
+        let zeros = vec![0u8; limit + 1];
+        let compressed: [(Compression, Vec<u8>); 3] = [
+            (Compression::Gzip, {
+                use std::io::Write;
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                gz.write_all(&zeros).unwrap();
+                gz.finish().unwrap()
+            }),
+            (Compression::Lz4, {
+                use std::io::Write;
+                let mut lz = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                lz.write_all(&zeros).unwrap();
+                lz.finish().unwrap()
+            }),
+            (Compression::Zstd, zstd::bulk::compress(&zeros, 1).unwrap()),
+        ];
+        for (codec, payload) in &compressed {
+            let mut out = Vec::new();
+            let res = decompress_into(*codec, payload, limit, &mut out, &mut None);
+            assert!(
+                matches!(res, Err(BatchError::DecompressionLimit)),
+                "{codec:?}: {res:?}"
+            );
+            assert!(
+                out.capacity() <= limit,
+                "{codec:?}: capacity {}",
+                out.capacity()
+            );
+            // Exactly at the limit is accepted, and still within it.
+            let mut out = Vec::new();
+            decompress_into(*codec, payload, limit + 1, &mut out, &mut None).unwrap();
+            assert_eq!(out.len(), limit + 1, "{codec:?}");
+            assert!(
+                out.capacity() <= limit + 1,
+                "{codec:?}: capacity {}",
+                out.capacity()
+            );
+        }
+    }
+
+    #[test]
+    fn snappy_length_claims_beyond_the_block_are_refused_before_allocating() {
+        // A 13-byte raw snappy block declaring 64 MiB made the keyless scan allocate and zero 64 MiB
+        // before the decoder noticed the block was garbage.
+        let mut block = vec![0x80, 0x80, 0x80, 0x20]; // varint 64 MiB
+        block.extend_from_slice(&[0; 9]);
+        let mut out = Vec::new();
+        let res = decompress_into(Compression::Snappy, &block, 100 << 20, &mut out, &mut None);
+        assert!(matches!(res, Err(BatchError::Decompression(_))), "{res:?}");
+        assert_eq!(out.capacity(), 0);
+        // The densest real block (zeros) stays within the expansion bound and is read.
+        let zeros = vec![0u8; 1 << 20];
+        let dense = snap::raw::Encoder::new().compress_vec(&zeros).unwrap();
+        assert!(dense.len() * SNAPPY_MAX_EXPANSION >= zeros.len());
+        let mut out = Vec::new();
+        decompress_into(Compression::Snappy, &dense, 2 << 20, &mut out, &mut None).unwrap();
+        assert_eq!(out, zeros);
+        // A failed block leaves nothing behind in a reused buffer.
+        let mut out = b"kept".to_vec();
+        let mut bad = snap::raw::Encoder::new()
+            .compress_vec(&[7u8; 1000])
+            .unwrap();
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        bad.truncate(last - 2);
+        assert!(decompress_into(Compression::Snappy, &bad, 1 << 20, &mut out, &mut None).is_err());
+        assert_eq!(out, b"kept");
     }
 
     #[test]

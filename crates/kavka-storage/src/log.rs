@@ -116,9 +116,7 @@ impl LogConfig {
     /// Bound on decompressed bytes when a timestamp lookup must decode a batch: generous relative to
     /// the largest accepted batch, but finite whatever a batch claims.
     fn max_decompressed_bytes(&self) -> usize {
-        self.max_message_bytes
-            .saturating_mul(64)
-            .max(64 * 1024 * 1024)
+        crate::batch::decompression_limit(self.max_message_bytes)
     }
 }
 

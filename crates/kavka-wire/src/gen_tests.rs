@@ -443,3 +443,26 @@ fn header_client_id_and_tags_are_checked() {
         matches!(validate_request(&f), Err(FrameError::Malformed { field, reason }) if field.starts_with("header") && reason.contains("duplicate"))
     );
 }
+
+/// Seeds for the `request_frame` fuzz target: a fully populated instance of every API version
+/// both the schema and the crate know (and its all-nulls twin). Run by hand:
+/// `cargo test -p kavka-wire write_schema_seeds -- --ignored`.
+#[test]
+#[ignore = "writes fuzz/corpus; run by hand"]
+fn write_schema_seeds() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/request_frame");
+    std::fs::create_dir_all(&dir).expect("corpus dir");
+    for (key, v) in common_versions() {
+        for nulls in [false, true] {
+            let g = generate(key, v, nulls, Hostile::None, 0, None);
+            let name = request_name(key).unwrap_or("unknown");
+            let suffix = if nulls { "-nulls" } else { "" };
+            std::fs::write(
+                dir.join(format!("seed-schema-{name}-v{v}{suffix}")),
+                &g.frame,
+            )
+            .expect("write seed");
+        }
+    }
+}

@@ -10,6 +10,7 @@
 //! The walk allocates nothing proportional to claimed lengths (only error messages are
 //! built, and only on failure) and is linear in the frame size.
 
+mod decode;
 mod schema;
 
 #[cfg(test)]
@@ -17,6 +18,7 @@ mod gen_tests;
 
 use std::sync::OnceLock;
 
+pub use decode::{decode_request, DecodeError, DecodedRequest};
 use schema::{Field, Kind, Message, Prim, StructDef};
 
 /// Api key, version and correlation id of a request, as read from its header.
