@@ -7,7 +7,8 @@
 #   4. the client-compatibility suites against the release binary (compat/python, compat/kcat),
 #   5. further suites listed in EXTRA_SUITES below (scripts/rdkafka-suite.sh,
 #      scripts/java-clients.sh, scripts/librdkafka-suite.sh: librdkafka's own tests, quick
-#      subset, on a 3-node cluster).
+#      subset, on a 3-node cluster; scripts/chaos-quick.sh: the fault-injection suite's
+#      quick mode, chaos/run --quick).
 # Every step runs even if an earlier one failed (except suites that need the release
 # binary when its build failed); the script prints a summary and exits non-zero if any
 # step failed.
@@ -46,10 +47,12 @@ EXTRA_SUITES=(
     "rdkafka-suite|scripts/rdkafka-suite.sh"
     "java-clients|scripts/java-clients.sh"
     "librdkafka-suite|scripts/librdkafka-suite.sh"
+    "chaos-quick|scripts/chaos-quick.sh"
 )
 
 DEBIAN_PACKAGES=(build-essential pkg-config cmake libcurl4-openssl-dev libssl-dev zlib1g-dev
-                 libzstd-dev kcat openjdk-17-jdk-headless rapidjson-dev tcpdump)
+                 libzstd-dev kcat openjdk-17-jdk-headless rapidjson-dev tcpdump
+                 iproute2 iptables faketime)
 
 # ---------------------------------------------------------------- step bookkeeping
 declare -a RESULTS=()

@@ -12,17 +12,21 @@ import time
 import crc32c as _crc32c
 
 
-def zigzag_varint(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63)
+def uvarint(n: int) -> bytes:
+    """Unsigned varint (compact lengths, tagged-field tags and sizes)."""
     out = bytearray()
     while True:
-        b = z & 0x7F
-        z >>= 7
-        if z:
+        b = n & 0x7F
+        n >>= 7
+        if n:
             out.append(b | 0x80)
         else:
             out.append(b)
             return bytes(out)
+
+
+def zigzag_varint(n: int) -> bytes:
+    return uvarint((n << 1) ^ (n >> 63))
 
 
 def kstring(s: str | None) -> bytes:

@@ -344,24 +344,44 @@ impl QuorumJournal {
         QuorumJournal { quorum }
     }
 
-    fn bounded<T>(
-        &self,
-        work: impl std::future::Future<Output = Result<T, ControllerError>>,
-    ) -> Result<T, ControllerError> {
-        self.quorum
-            .runtime
-            .block_on(async { tokio::time::timeout(QUORUM_WAIT, work).await })
-            .unwrap_or_else(|_| Err(ControllerError::QuorumTimeout(QUORUM_WAIT)))
+    /// Runs `work` on the runtime and waits for it on this blocking thread, at most `QUORUM_WAIT`.
+    /// The work is spawned rather than `block_on`-ed: a broker shutting down drops its task (this
+    /// caller then gets an error), where a timer polled through `block_on` during the runtime's
+    /// shutdown would panic.
+    fn bounded<T, F, Fut>(&self, work: F) -> Result<T, ControllerError>
+    where
+        F: FnOnce(Arc<MetadataQuorum>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ControllerError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let work = work(self.quorum.clone());
+        self.quorum.runtime.spawn(async move {
+            let result = tokio::time::timeout(QUORUM_WAIT, work)
+                .await
+                .unwrap_or(Err(ControllerError::QuorumTimeout(QUORUM_WAIT)));
+            let _ = tx.send(result);
+        });
+        // The task answers within QUORUM_WAIT; the margin only covers a runtime too busy to run it.
+        match rx.recv_timeout(QUORUM_WAIT + Duration::from_secs(5)) {
+            Ok(result) => result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                Err(ControllerError::QuorumTimeout(QUORUM_WAIT))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Err(stopped("the node is shutting down".to_string()))
+            }
+        }
     }
 }
 
 impl MetadataJournal for QuorumJournal {
     fn image_for_update(&self) -> Result<Arc<MetadataImage>, ControllerError> {
-        self.bounded(self.quorum.image_for_update())
+        self.bounded(|quorum| async move { quorum.image_for_update().await })
     }
 
     fn commit(&self, records: Vec<MetadataRecord>) -> Result<Arc<MetadataImage>, ControllerError> {
-        self.bounded(self.quorum.commit(records))
+        self.bounded(|quorum| async move { quorum.commit(records).await })
     }
 
     fn latest(&self) -> Arc<MetadataImage> {

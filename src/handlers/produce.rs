@@ -56,11 +56,20 @@ fn check_timestamps(header: &BatchHeader, config: &TopicConfig, now: i64) -> Res
 }
 
 /// The positions of the records without a key in the request's batch (a compacted topic refuses them,
-/// as Kafka does). Only compacted topics pay for decoding; an undecodable batch answers none and is
-/// refused by the log's own validation with the precise error.
-fn keyless_records(records: &bytes::Bytes, max_message_bytes: i32) -> Vec<i32> {
-    let limit = kavka_storage::batch::decompression_limit(max_message_bytes.max(0) as usize);
-    kavka_storage::batch::keyless_records(records, limit).unwrap_or_default()
+/// as Kafka does). Only compacted topics pay for decoding. A compressed batch is decompressed up to
+/// the bound the log cleaner works with: a batch that cannot be read within it (corrupt, or a
+/// decompression bomb) is refused here, since it could neither be checked for keys nor ever be
+/// compacted.
+fn keyless_records(records: &bytes::Bytes) -> Result<Vec<i32>, kavka_storage::StorageError> {
+    // A batch that fails the log's own validation is answered by it, with the precise error.
+    if kavka_storage::batch::validate_client_batch(records).is_err() {
+        return Ok(Vec::new());
+    }
+    kavka_storage::batch::keyless_records(
+        records,
+        kavka_storage::cleaner::DEFAULT_MAX_DECOMPRESSED_BYTES,
+    )
+    .map_err(kavka_storage::StorageError::Batch)
 }
 
 pub async fn handle(
@@ -196,8 +205,17 @@ pub async fn handle(
                 }
             }
             let keyless = match &topic_config {
-                Some(c) if c.cleanup_policy.compact => {
-                    keyless_records(&records, c.max_message_bytes)
+                Some(c) if c.cleanup_policy.compact && header.is_some() => {
+                    match keyless_records(&records) {
+                        Ok(keyless) => keyless,
+                        Err(e) => {
+                            partition_responses.push(error(
+                                storage_error_code(&e),
+                                Some(format!("{e} (compacted topic {})", topic.name)),
+                            ));
+                            continue;
+                        }
+                    }
                 }
                 _ => Vec::new(),
             };

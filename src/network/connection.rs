@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::watch;
 
 use super::frame::{read_frame, FrameError};
+use super::tls::handshake_timeout;
 use crate::dispatch::{encode_response, handle_frame, FrameOutcome};
 use crate::security::sasl::{ResponseBody, SaslListener, SaslSession, SaslStep};
 use crate::server::Broker;
@@ -46,19 +47,28 @@ pub async fn serve_connection<R, W>(
     let mut writer = BufWriter::with_capacity(64 * 1024, write_half);
     let max_frame = broker.config.socket_request_max_bytes as usize;
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms.max(1) as u64);
+    let pre_auth = handshake_timeout(&broker.config);
     let mut session = sasl.as_ref().map(|_| SaslSession::new());
     loop {
-        let limit = match (&sasl, &session) {
+        // Before authentication a frame is bounded in size by the SASL listener's limit and in time
+        // by the handshake timeout; afterwards by socket.request.max.bytes and connections.max.idle.ms
+        // (which a whole frame must arrive within: bytes trickled in one at a time do not keep a
+        // connection open).
+        let (limit, timeout, authenticating) = match (&sasl, &session) {
             (Some(listener), Some(session)) if !session.ever_authenticated() => {
-                listener.max_receive.min(max_frame)
+                (listener.max_receive.min(max_frame), pre_auth, true)
             }
-            _ => max_frame,
+            _ => (max_frame, idle, false),
         };
         let frame = tokio::select! {
-            read = tokio::time::timeout(idle, read_frame(&mut reader, limit)) => read,
+            read = tokio::time::timeout(timeout, read_frame(&mut reader, limit)) => read,
             _ = shutdown.changed() => break,
         };
         let frame = match frame {
+            Err(_) if authenticating => {
+                tracing::warn!(peer = %ctx.peer, listener = %ctx.listener_name, timeout_ms = timeout.as_millis() as u64, "connection rejected: SASL authentication not completed in time");
+                break;
+            }
             Err(_) => {
                 tracing::info!(peer = %ctx.peer, idle_ms = idle.as_millis() as u64, "closing idle connection (connections.max.idle.ms)");
                 break;

@@ -8,7 +8,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::connection::{serve_connection, ConnectionContext};
-use super::tls::{ListenerTls, NodeTls, HANDSHAKE_TIMEOUT};
+use super::quotas::{ConnectionPermit, ConnectionQuotas};
+use super::tls::{handshake_timeout, ListenerTls, NodeTls};
 use crate::security::principal::ANONYMOUS;
 use crate::security::sasl::SaslListener;
 use crate::server::Broker;
@@ -29,6 +30,36 @@ pub struct BoundListener {
     pub tls: Option<Arc<ListenerTls>>,
     /// Set on a SASL_PLAINTEXT or SASL_SSL listener (its settings, checked at start-up).
     pub sasl: Option<Arc<SaslListener>>,
+    /// `max.connections` and `max.connections.per.ip`, shared with the node's other broker listeners
+    /// (or, on a controller listener, with the other controller listeners).
+    pub quotas: Arc<ConnectionQuotas>,
+    /// The inter-broker listener of a node with other listeners too: not held back by
+    /// `max.connections` (as in Kafka), so replication goes on while clients fill the node.
+    pub protected: bool,
+}
+
+/// `max.connections.per.ip.overrides` with each host resolved to its addresses (Kafka resolves them
+/// with `InetAddress.getByName` when it reads the setting; a name that does not resolve stops start-up).
+async fn per_ip_overrides(
+    config: &kavka_config::BrokerConfig,
+) -> Result<Vec<(std::net::IpAddr, i32)>, std::io::Error> {
+    let mut out = Vec::new();
+    for (host, n) in &config.max_connections_per_ip_overrides {
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            out.push((ip, *n));
+            continue;
+        }
+        let addrs = tokio::net::lookup_host((host.as_str(), 0))
+            .await
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("max.connections.per.ip.overrides: cannot resolve host {host:?}: {e}"),
+                )
+            })?;
+        out.extend(addrs.map(|a| (a.ip(), *n)));
+    }
+    Ok(out)
 }
 
 /// Binds every listener in the configuration; fails start-up if any address cannot be bound.
@@ -36,6 +67,22 @@ pub async fn bind_listeners(
     config: &kavka_config::BrokerConfig,
     tls: &NodeTls,
 ) -> Result<Vec<BoundListener>, std::io::Error> {
+    let overrides = per_ip_overrides(config).await?;
+    // Kafka runs one socket server (with its own connection counts) for the broker's listeners and
+    // another for the controller's.
+    let quotas = || {
+        ConnectionQuotas::new(
+            config.max_connections,
+            config.max_connections_per_ip,
+            overrides.iter().copied(),
+        )
+    };
+    let (broker_quotas, controller_quotas) = (quotas(), quotas());
+    let broker_listener_count = config
+        .listeners
+        .iter()
+        .filter(|l| !config.controller_listener_names.contains(&l.name))
+        .count();
     let mut bound = Vec::new();
     for listener in &config.listeners {
         let host = if listener.host.is_empty() {
@@ -79,16 +126,25 @@ pub async fn bind_listeners(
             advertised = %format!("{advertised_host}:{advertised_port}"),
             "listening"
         );
+        let is_controller = config.controller_listener_names.contains(&listener.name);
         bound.push(BoundListener {
             name: listener.name.clone(),
             socket,
             local_addr,
             advertised_host,
             advertised_port,
-            is_controller: config.controller_listener_names.contains(&listener.name),
+            is_controller,
             security_protocol: listener.security_protocol,
             tls: tls.listener(&listener.name),
             sasl: tls.sasl_listener(&listener.name),
+            quotas: if is_controller {
+                controller_quotas.clone()
+            } else {
+                broker_quotas.clone()
+            },
+            protected: !is_controller
+                && listener.name == config.inter_broker_listener_name
+                && broker_listener_count > 1,
         });
     }
     Ok(bound)
@@ -105,6 +161,20 @@ pub async fn run_listener(
         tokio::select! {
             accepted = listener.socket.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // At max.connections this waits (the listener accepts nothing more) until a
+                    // connection closes, as Kafka's acceptor does.
+                    let permit = tokio::select! {
+                        permit = listener.quotas.acquire(peer.ip(), listener.protected) => permit,
+                        _ = shutdown.changed() => break,
+                    };
+                    let permit = match permit {
+                        Ok(permit) => permit,
+                        Err(e) => {
+                            tracing::info!(peer = %peer, listener = %listener.name, reason = %e, "connection rejected");
+                            drop(stream);
+                            continue;
+                        }
+                    };
                     let _ = stream.set_nodelay(true);
                     let ctx = ConnectionContext {
                         peer,
@@ -116,10 +186,10 @@ pub async fn run_listener(
                     match &listener.tls {
                         None => {
                             let (read, write) = stream.into_split();
-                            tokio::spawn(serve_connection(read, write, ctx, listener.sasl.clone(), broker.clone(), shutdown.clone()));
+                            tokio::spawn(counted(permit, serve_connection(read, write, ctx, listener.sasl.clone(), broker.clone(), shutdown.clone())));
                         }
                         Some(tls) => {
-                            tokio::spawn(serve_tls_connection(stream, tls.clone(), ctx, listener.sasl.clone(), broker.clone(), shutdown.clone()));
+                            tokio::spawn(counted(permit, serve_tls_connection(stream, tls.clone(), ctx, listener.sasl.clone(), broker.clone(), shutdown.clone())));
                         }
                     }
                 }
@@ -134,7 +204,13 @@ pub async fn run_listener(
     }
 }
 
-/// Completes the TLS handshake of a new connection (within [`HANDSHAKE_TIMEOUT`]), takes the client's
+/// Serves a connection, holding its slot in the connection counts until it ends.
+async fn counted(permit: ConnectionPermit, serve: impl std::future::Future<Output = ()>) {
+    serve.await;
+    drop(permit);
+}
+
+/// Completes the TLS handshake of a new connection (within [`handshake_timeout`]), takes the client's
 /// principal from its certificate, and serves it. A failed handshake or an unmapped certificate closes
 /// the connection with a log line naming the peer and the reason.
 async fn serve_tls_connection(
@@ -149,7 +225,8 @@ async fn serve_tls_connection(
         return;
     };
     let handshake = acceptor.accept(stream).into_fallible();
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+    let timeout = handshake_timeout(&broker.config);
+    let stream = match tokio::time::timeout(timeout, handshake).await {
         Ok(Ok(stream)) => stream,
         // A peer that connects and closes without a word (a port probe, a load balancer's health check)
         // is not worth a warning.
@@ -170,7 +247,7 @@ async fn serve_tls_connection(
             return;
         }
         Err(_) => {
-            tracing::warn!(peer = %ctx.peer, listener = %ctx.listener_name, timeout_ms = HANDSHAKE_TIMEOUT.as_millis() as u64, "connection rejected: TLS handshake not completed in time");
+            tracing::warn!(peer = %ctx.peer, listener = %ctx.listener_name, timeout_ms = timeout.as_millis() as u64, "connection rejected: TLS handshake not completed in time");
             return;
         }
     };

@@ -22,8 +22,19 @@ use tokio::sync::watch;
 
 use crate::security::{self, PrincipalError, PrincipalMapper, ServerTlsOptions, TlsError};
 
-/// How long a client has to complete its TLS handshake.
+/// How long a client has at most to complete its TLS handshake, or its SASL authentication frame by
+/// frame: see [`handshake_timeout`].
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The time a client has to complete its TLS handshake, and to send each frame before it has
+/// authenticated on a SASL listener: [`HANDSHAKE_TIMEOUT`], or `connections.max.idle.ms` when that
+/// is shorter. A peer that opens connections and trickles bytes (slowloris) without ever
+/// authenticating holds each for this long, not for the 10-minute idle timeout of a client.
+pub fn handshake_timeout(config: &BrokerConfig) -> Duration {
+    HANDSHAKE_TIMEOUT.min(Duration::from_millis(
+        config.connections_max_idle_ms.max(1) as u64
+    ))
+}
 /// How often watched certificate files are checked for changes.
 const RELOAD_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
