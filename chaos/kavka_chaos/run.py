@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="chaos/run", description=__doc__)
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true",
-                      help="CI mode: 3 combined nodes, fixed seeds, every fault kind once (~5 min)")
+                      help="CI mode: 3 combined nodes, fixed seeds, every fault kind once (~3.5 min)")
     mode.add_argument("--full", action="store_true",
                       help="both profiles, random seeds, --minutes of faults each (default 15)")
     ap.add_argument("--seed", type=int, action="append", help="run this seed (repeatable)")

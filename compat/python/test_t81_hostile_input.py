@@ -17,7 +17,7 @@ handshake left half-way, a flood of connections beyond max.connections / max.con
 run on their own node with small limits; each states its own bound.
 
 A summary of every case (reaction, worst latency, RSS growth) is printed at the end of the run and,
-when KAVKA_HOSTILE_REPORT names a file, written there as JSON (docs/reliability-hostile-input.md
+when KAVKA_HOSTILE_REPORT names a file, written there as JSON (docs/reliability.md
 was made from it).
 """
 
