@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The fault-injection suite's quick mode (chaos/run --quick: 3 nodes, a fixed seed, every
-# fault kind once, about 5 minutes). It needs root for network namespaces, iptables and tmpfs
+# fault kind once, about 3.5 minutes). It needs root for network namespaces, iptables and tmpfs
 # mounts: run as root, or through sudo when that works without a password.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
