@@ -26,9 +26,6 @@ class History:
         with self._lock:
             return list(self.events)
 
-    def of(self, f: str, type_: str | None = None) -> list[dict]:
-        return [e for e in self.snapshot() if e["f"] == f and (type_ is None or e["type"] == type_)]
-
     def save(self, path: Path) -> None:
         with open(path, "w") as out:
             for e in self.snapshot():

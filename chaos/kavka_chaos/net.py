@@ -9,8 +9,9 @@ never send a packet of the range anywhere but the bridge.
 Fallback, where namespaces are not permitted: distinct 127.0.10.x addresses on `lo` with
 iptables rules in the root namespace. Nodes' outgoing connections then all come from
 127.0.0.1, so faults can only be keyed on a node's own address: isolation becomes "nobody
-can reach the node", and link shaping and one-way drops between two nodes are not
-available (the schedule skips them, and the report says so).
+can reach the node", and cuts from chosen peers, one-way drops and link shaping are not
+available (the schedule skips them, and the report says so; `cut` and `drop_from` fall
+back to isolation should a caller ask anyway).
 """
 
 from __future__ import annotations
