@@ -49,6 +49,10 @@ pub enum StartupError {
     Quorum(#[from] QuorumError),
     #[error("{0}")]
     Config(String),
+    /// The metadata log could not be written (Kafka halts the node when its metadata log directory
+    /// fails): the node stops rather than serve on as a broker whose controller side is gone.
+    #[error("the metadata log in {dir} failed: {reason}")]
+    MetadataLogFailed { dir: String, reason: String },
 }
 
 /// Shared state of a running broker, handed to every connection.
@@ -808,6 +812,10 @@ pub async fn run(
             quorum.shutdown().await;
             return Ok(());
         }
+        reason = quorum.failure() => {
+            let _ = shutdown_tx.send(true);
+            return Err(metadata_log_failed(&first_dir, reason));
+        }
     }
     quorum.import_legacy_log(&first_dir).await?;
     if quorum.leader() == Some(quorum.node_id()) {
@@ -917,8 +925,16 @@ pub async fn run(
             .spawn(move || crate::replica::cleaner::run(replicas, config, stop))
     });
     tracing::info!(node_id, %cluster_id, "Kavka broker started");
-    shutdown.await;
-    tracing::info!("shutting down");
+    let failure = tokio::select! {
+        _ = shutdown => None,
+        reason = quorum.failure() => Some(metadata_log_failed(&first_dir, reason)),
+    };
+    match &failure {
+        None => tracing::info!("shutting down"),
+        Some(e) => {
+            tracing::error!(error = %e, "shutting down: this node cannot follow the metadata log any more")
+        }
+    }
     lifecycle::controlled_shutdown(&broker, Duration::from_secs(5)).await;
     let _ = shutdown_tx.send(true);
     cleaner_stop.store(true, std::sync::atomic::Ordering::Release);
@@ -939,7 +955,17 @@ pub async fn run(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "logs closed; broker stopped"
     );
-    Ok(())
+    failure.map_or(Ok(()), Err)
+}
+
+fn metadata_log_failed(first_dir: &Path, reason: String) -> StartupError {
+    StartupError::MetadataLogFailed {
+        dir: first_dir
+            .join(crate::controller::quorum::METADATA_DIR)
+            .display()
+            .to_string(),
+        reason,
+    }
 }
 
 /// Runs `operation` every `period` while this node is the active controller, until shutdown, handing

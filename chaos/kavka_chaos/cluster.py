@@ -16,6 +16,8 @@ from .net import Network, sh
 
 CLIENT_PORT = 9092
 CONTROLLER_PORT = 9093
+# What a node logs when it stops because its metadata log could not be written.
+METADATA_LOG_FAILED = "the metadata log in "
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
@@ -31,6 +33,12 @@ class Node:
     # Exits nobody asked for: (time, exit code). Invariant 7 wants none.
     unexpected_exits: list[tuple[float, int]] = field(default_factory=list)
     expected_exit: bool = False
+    disk_full: bool = False
+    disk_filled_since_start: bool = False
+    # Stops because the metadata log could not be written on a full disk (Kafka halts a node whose
+    # metadata log directory fails; so does Kavka): expected after a disk-full fault, restarted
+    # once the disk has room again.
+    disk_halts: list[float] = field(default_factory=list)
 
     @property
     def is_broker(self) -> bool:
@@ -163,6 +171,7 @@ class Cluster:
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         node.paused = False
         node.expected_exit = False
+        node.disk_filled_since_start = False
 
     def start_all(self) -> None:
         for node in self.nodes.values():
@@ -209,10 +218,35 @@ class Cluster:
             os.kill(node.proc.pid, signal.SIGCONT)
         node.paused = False
 
+    def _halted_on_full_disk(self, node: Node) -> bool:
+        """Whether the node exited because its metadata log failed after its disk was filled
+        (recorded, and the node marked down, if so)."""
+        if node.proc is None or node.proc.poll() is None or node.expected_exit:
+            return False
+        if not node.disk_filled_since_start or node.proc.returncode != 1:
+            return False
+        this_run = node.log.read_text(errors="replace").rsplit("=== chaos: start", 1)[-1]
+        if METADATA_LOG_FAILED not in this_run:
+            return False
+        node.disk_halts.append(time.time())
+        node.proc = None
+        return True
+
+    def restart_halted(self) -> None:
+        """Starts again the nodes that stopped on a full disk, once the disk has room."""
+        for node in self.nodes.values():
+            self._halted_on_full_disk(node)
+            if node.disk_halts and node.proc is None and not node.disk_full \
+                    and not node.expected_exit:
+                self.start(node)
+
     def check_exits(self) -> list[str]:
-        """Nodes that exited without being killed by the schedule (recorded once each)."""
+        """Nodes that exited without being killed by the schedule (recorded once each). A node
+        that stopped because its metadata log failed on a full disk is not among them."""
         died = []
         for node in self.nodes.values():
+            if self._halted_on_full_disk(node):
+                continue
             if node.proc is not None and node.proc.poll() is not None and not node.expected_exit:
                 node.unexpected_exits.append((time.time(), node.proc.returncode))
                 died.append(f"{node.name} exited with {node.proc.returncode}")
@@ -225,6 +259,8 @@ class Cluster:
 
     def fill_disk(self, node: Node) -> None:
         """Takes every free byte of the node's tmpfs."""
+        node.disk_full = True
+        node.disk_filled_since_start = True
         fd = os.open(self.filler(node), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             st = os.statvfs(node.data)
@@ -243,6 +279,7 @@ class Cluster:
             os.close(fd)
 
     def free_disk(self, node: Node) -> None:
+        node.disk_full = False
         try:
             self.filler(node).unlink()
         except FileNotFoundError:

@@ -33,7 +33,7 @@ class Fault:
 
 class FaultInjector:
     def __init__(self, cluster: Cluster, topic: str, history: History, rng: random.Random,
-                 metadata_v7):
+                 metadata_v7, only: list[str] | None = None):
         self.cluster = cluster
         self.topic = topic
         self.history = history
@@ -41,8 +41,10 @@ class FaultInjector:
         self.metadata_v7 = metadata_v7
         self.kinds = [k for k in KINDS
                       if (cluster.net.shaping or k not in NEEDS_SHAPING)
-                      and (cluster.net.namespaces or k not in NEEDS_PEER_RULES)]
-        self.skipped_kinds = [k for k in KINDS if k not in self.kinds]
+                      and (cluster.net.namespaces or k not in NEEDS_PEER_RULES)
+                      and (not only or k in only)]
+        self.skipped_kinds = [k for k in KINDS
+                              if k not in self.kinds and (not only or k in only)]
         self.counts: dict[str, int] = {}
         self.isr_waits: list[float] = []
 
@@ -165,6 +167,8 @@ class FaultInjector:
         deadline = start + timeout
         want = len(self.cluster.brokers())
         while time.time() < deadline:
+            # A node can stop on its full metadata disk after the heal, too.
+            self.cluster.restart_halted()
             views = [fetch_metadata(self.cluster, b, self.topic, self.metadata_v7)
                      for b in self.cluster.brokers()]
             if all(v for v in views) and all(

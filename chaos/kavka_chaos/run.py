@@ -21,7 +21,7 @@ from rawkafka import metadata_v7  # noqa: E402
 
 from . import checker  # noqa: E402
 from .cluster import Cluster  # noqa: E402
-from .faults import FaultInjector  # noqa: E402
+from .faults import KINDS, FaultInjector  # noqa: E402
 from .history import History  # noqa: E402
 from .net import LoopbackNetwork, Network, namespaces_permitted  # noqa: E402
 from .workload import ConsumerWorker, Observer, ProducerWorker, _silent_logger  # noqa: E402
@@ -120,7 +120,7 @@ def one_run(args, seed: int, profile: str, kavka_bin: Path, out_root: Path) -> b
         f"{len(names)} nodes, data under {run_dir}")
     workers: list = []
     observer = None
-    injector = FaultInjector(cluster, TOPIC, history, rng, metadata_v7)
+    injector = FaultInjector(cluster, TOPIC, history, rng, metadata_v7, only=args.kinds)
     heal_ok = False
     probe = None
     log_end: dict[int, int] = {}
@@ -134,7 +134,10 @@ def one_run(args, seed: int, profile: str, kavka_bin: Path, out_root: Path) -> b
         create_topic(cluster.bootstrap())
         if not injector.wait_isr_full(60):
             raise RuntimeError("topic never reached a full ISR")
-        workers = [ProducerWorker(i, cluster.bootstrap(), TOPIC, history, args.rate)
+        debug_dir = run_dir / "logs"
+        debug_dir.mkdir(exist_ok=True)
+        workers = [ProducerWorker(i, cluster.bootstrap(), TOPIC, history, args.rate,
+                                  debug=args.client_debug, debug_dir=debug_dir)
                    for i in range(args.producers)]
         workers += [ConsumerWorker(i, cluster.bootstrap(), TOPIC, history)
                     for i in range(args.consumers)]
@@ -230,6 +233,7 @@ def op_counts(events: list[dict]) -> dict[str, int]:
             "produce acknowledged": count("produce", "ok"),
             "produce indeterminate": count("produce", "info"),
             "produce failed": count("produce", "fail"),
+            "producer fatal errors (producer recreated)": count("producer-fatal", "info"),
             "records read by consumers": count("poll", "ok"),
             "commits ok": count("commit", "ok"), "commits failed": count("commit", "fail"),
             "records drained": count("drain", "ok"),
@@ -245,6 +249,9 @@ def render_report(seed, profile, use_ns, events, results, injector, aborted, dra
         lines.append(f"  {i}. {r.name:<45} {r.count}")
         lines += [f"       e.g. {x}" for x in r.examples]
     lines.append("faults: " + ", ".join(f"{k} {v}" for k, v in sorted(injector.counts.items())))
+    halts = sum(len(n.disk_halts) for n in injector.cluster.nodes.values())
+    if halts:
+        lines.append(f"nodes stopped by a failed metadata log write on a full disk: {halts}")
     if injector.isr_waits:
         lines.append(f"ISR full again after each heal: max {max(injector.isr_waits):.1f}s")
     lines.append("operations: " + ", ".join(f"{k} {v}" for k, v in op_counts(events).items()))
@@ -274,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="cluster profile (repeatable; default: combined, --full: both)")
     ap.add_argument("--minutes", type=float, default=15.0, help="fault phase per run in --full")
     ap.add_argument("--faults", type=int, default=0, help="number of faults (default: by mode)")
+    ap.add_argument("--kinds", type=lambda v: v.split(","),
+                    help="only these fault kinds, comma separated (to reproduce a finding)")
+    ap.add_argument("--client-debug", metavar="CONTEXTS",
+                    help="librdkafka debug contexts for the producers (e.g. eos,msg), logged "
+                         "to one file per producer next to the node logs")
     ap.add_argument("--producers", type=int, default=3)
     ap.add_argument("--consumers", type=int, default=2)
     ap.add_argument("--rate", type=float, default=200.0, help="records/s per producer")
@@ -285,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="where failing runs keep history, logs and report")
     ap.add_argument("--keep", action="store_true", help="keep artifacts of passing runs too")
     args = ap.parse_args(argv)
+    unknown = sorted(set(args.kinds or []) - set(KINDS))
+    if unknown:
+        ap.error(f"unknown fault kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
     if os.geteuid() != 0:
         print("chaos/run needs root (network namespaces, iptables, tmpfs mounts)", file=sys.stderr)
         return 2

@@ -23,12 +23,28 @@ def _silent_logger():
     return logger
 
 
+def _file_logger(name: str, path):
+    """librdkafka's debug lines (`--client-debug`) for one client, in their own file."""
+    import logging
+
+    logger = logging.getLogger(f"librdkafka.{name}")
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(created).3f %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    return logger
+
+
 class ProducerWorker(threading.Thread):
     """Produces `rate` unique values per second; a fatal idempotence error (the producer
     must be recreated) starts a new generation with its own values."""
 
-    def __init__(self, index: int, bootstrap: str, topic: str, history: History, rate: float):
+    def __init__(self, index: int, bootstrap: str, topic: str, history: History, rate: float,
+                 debug: str | None = None, debug_dir=None):
         super().__init__(name=f"producer-{index}", daemon=True)
+        self.debug = debug
+        self.debug_dir = debug_dir
         self.index = index
         self.bootstrap = bootstrap
         self.topic = topic
@@ -41,11 +57,9 @@ class ProducerWorker(threading.Thread):
 
     def _producer(self) -> Producer:
         def on_error(err: KafkaError) -> None:
-            if err.fatal():
-                self.history.add("info", "producer-fatal", self.name, error=str(err))
-                self.fatal.set()
+            self._on_fatal(KafkaException(err))
 
-        return Producer({
+        conf = {
             "bootstrap.servers": self.bootstrap,
             "enable.idempotence": True,
             "acks": "all",
@@ -58,7 +72,19 @@ class ProducerWorker(threading.Thread):
             "topic.metadata.refresh.interval.ms": 2000,
             "error_cb": on_error,
             "logger": _silent_logger(),
-        })
+        }
+        if self.debug:
+            conf["debug"] = self.debug
+            conf["logger"] = _file_logger(
+                f"{self.name}.{self.generation}",
+                self.debug_dir / f"{self.name}.{self.generation}.log")
+        return Producer(conf)
+
+    def _on_fatal(self, e: KafkaException) -> None:
+        err = e.args[0] if e.args and isinstance(e.args[0], KafkaError) else None
+        if err is not None and err.fatal() and not self.fatal.is_set():
+            self.history.add("info", "producer-fatal", self.name, error=str(err))
+            self.fatal.set()
 
     def run(self) -> None:
         producer = self._producer()
@@ -99,7 +125,12 @@ class ProducerWorker(threading.Thread):
                                  error="local queue full")
             except KafkaException as e:
                 self.history.add("fail", "produce", proc, value=value, seq=seq, error=str(e))
-            producer.poll(0)
+                self._on_fatal(e)
+            try:
+                producer.poll(0)
+            except KafkaException as e:
+                # confluent-kafka raises a fatal error from poll() as well as through error_cb.
+                self._on_fatal(e)
             next_at += interval
             delay = next_at - time.time()
             if delay > 0:

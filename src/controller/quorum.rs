@@ -184,6 +184,25 @@ impl MetadataQuorum {
         is_voter
     }
 
+    /// Resolves when the Raft node stops on its own, with the reason: in practice a failed write to the
+    /// metadata log directory (a full disk), which openraft treats as fatal. Never resolves while the
+    /// node runs, nor after a requested shutdown.
+    pub async fn failure(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            let failed = match &metrics.borrow_and_update().running_state {
+                Err(openraft::error::Fatal::Stopped) | Ok(()) => None,
+                Err(fatal) => Some(fatal.to_string()),
+            };
+            if let Some(reason) = failed {
+                return reason;
+            }
+            if metrics.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
     /// The current Raft leader (the active controller), if one is known.
     pub fn leader(&self) -> Option<u64> {
         self.raft.metrics().borrow().current_leader

@@ -69,6 +69,7 @@ pub fn storage_error_code(error: &StorageError) -> i16 {
         StorageError::ProducerState(ProducerStateError::OutOfOrderSequence { .. }) => {
             ResponseError::OutOfOrderSequenceNumber
         }
+        // Waiting for an earlier batch whose write failed; the rest are snapshot errors.
         StorageError::ProducerState(_) => ResponseError::KafkaStorageError,
         StorageError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,

@@ -267,6 +267,9 @@ pub async fn handle(
             match partition.append(records, now_ms()).await {
                 Ok(outcome) => {
                     appended_any |= !outcome.duplicate;
+                    if outcome.duplicate {
+                        tracing::debug!(topic = %topic.name, partition = index, base_offset = outcome.base_offset, "duplicate batch answered with its original offsets");
+                    }
                     if acks == -1 {
                         let min_isr = topic_config
                             .as_ref()
@@ -337,6 +340,7 @@ pub async fn handle(
                 .get_mut(topic)
                 .and_then(|t: &mut TopicProduceResponse| t.partition_responses.get_mut(index)),
         ) {
+            tracing::debug!(partition = response.index, last_offset, error = ?e, "appended batch not acknowledged");
             response.error_code = e.code();
             response.base_offset = -1;
         }

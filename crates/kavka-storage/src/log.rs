@@ -695,7 +695,48 @@ impl PartitionLog {
                 });
             }
         }
-        self.remove_marker(&mut inner)?;
+        let written = self.append_checked(&mut inner, &cfg, &records, leader_epoch, now_ms);
+        if written.is_err() {
+            inner.producers.record_unwritten(
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence,
+            );
+        }
+        let stored = written?;
+        inner.producers.record(
+            header.producer_id,
+            header.producer_epoch,
+            BatchMetadata {
+                first_seq: header.base_sequence,
+                last_seq: header.last_sequence(),
+                first_offset: stored.base_offset,
+                last_offset: stored.last_offset(),
+                timestamp: stored.max_timestamp,
+            },
+        );
+        self.after_write(&mut inner, &cfg, i64::from(stored.record_count))?;
+        Ok(AppendOutcome {
+            base_offset: stored.base_offset,
+            last_offset: stored.last_offset(),
+            log_append_time: if log_append { now_ms } else { -1 },
+            log_start_offset: self.log_start.load(Ordering::Acquire),
+            duplicate: false,
+        })
+    }
+
+    /// The writing half of [`append`](Self::append), after the checks: assigns offsets and writes the
+    /// batch, returning its stored header. An error means nothing was written.
+    fn append_checked(
+        &self,
+        inner: &mut Inner,
+        cfg: &LogConfig,
+        records: &Bytes,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<BatchHeader, StorageError> {
+        let log_append = cfg.timestamp_type == TimestampType::LogAppendTime;
+        self.remove_marker(inner)?;
         inner.clock_ms = inner.clock_ms.max(now_ms);
 
         let base_offset = self.log_end.load(Ordering::Acquire);
@@ -711,31 +752,13 @@ impl PartitionLog {
         // the log end with no data yet, exactly what a new leader records when it takes over.
         let cached = read(&self.epochs).latest_epoch();
         if leader_epoch >= 0 && cached.is_none_or(|e| leader_epoch > e) {
-            self.update_epochs(&mut inner, |c| c.assign(leader_epoch, base_offset))?;
+            self.update_epochs(inner, |c| c.assign(leader_epoch, base_offset))?;
         } else if cached.is_some_and(|e| leader_epoch < e) {
             // Only a stale leader passes an older epoch; it must not rewrite the newer leader's entry.
             tracing::debug!(dir = %self.dir.display(), leader_epoch, latest = ?cached, "append with a leader epoch older than the latest one; epoch cache unchanged");
         }
-        self.write_batch(&mut inner, &cfg, &buf, &stored, now_ms)?;
-        inner.producers.record(
-            header.producer_id,
-            header.producer_epoch,
-            BatchMetadata {
-                first_seq: header.base_sequence,
-                last_seq: header.last_sequence(),
-                first_offset: stored.base_offset,
-                last_offset: stored.last_offset(),
-                timestamp: stored.max_timestamp,
-            },
-        );
-        self.after_write(&mut inner, &cfg, i64::from(stored.record_count))?;
-        Ok(AppendOutcome {
-            base_offset,
-            last_offset: stored.last_offset(),
-            log_append_time: if log_append { now_ms } else { -1 },
-            log_start_offset: self.log_start.load(Ordering::Acquire),
-            duplicate: false,
-        })
+        self.write_batch(inner, cfg, &buf, &stored, now_ms)?;
+        Ok(stored)
     }
 
     /// Writes one offset-assigned batch to the active segment (rolling first if needed) and publishes the

@@ -629,6 +629,51 @@ fn producer_state_survives_close_and_crash() {
 }
 
 #[test]
+fn batches_behind_a_failed_write_wait_for_it_instead_of_skipping_its_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = B::idem(1, 7, 0, 0).encode();
+    // Every batch after the first needs a new segment.
+    let config = LogConfig {
+        segment_bytes: first.len() as u64 + 10,
+        ..small_config()
+    };
+    let log = PartitionLog::open(dir.path(), config, T0).unwrap();
+    log.append(first, 0, T0).unwrap();
+    // A directory where the next segment's file goes makes that roll, and so the write, fail.
+    let blocker = dir
+        .path()
+        .join(format!("{}.log", crate::segment::file_stem(1)));
+    std::fs::create_dir(&blocker).unwrap();
+    assert!(matches!(
+        log.append(B::idem(1, 7, 0, 1).encode(), 0, T0),
+        Err(StorageError::Io(_))
+    ));
+    assert!(matches!(
+        log.append(B::idem(1, 7, 0, 2).encode(), 0, T0),
+        Err(StorageError::ProducerState(
+            ProducerStateError::EarlierBatchNotWritten {
+                unwritten_seq: 1,
+                ..
+            }
+        ))
+    ));
+    assert_eq!(log.log_end_offset(), 1);
+    std::fs::remove_dir(&blocker).unwrap();
+    let o = log.append(B::idem(1, 7, 0, 1).encode(), 0, T0).unwrap();
+    assert_eq!((o.base_offset, o.duplicate), (1, false));
+    let o = log.append(B::idem(1, 7, 0, 2).encode(), 0, T0).unwrap();
+    assert_eq!((o.base_offset, o.duplicate), (2, false));
+    // Once written, a gap no failed write explains is the client's again.
+    assert!(matches!(
+        log.append(B::idem(1, 7, 0, 5).encode(), 0, T0),
+        Err(StorageError::ProducerState(
+            ProducerStateError::OutOfOrderSequence { .. }
+        ))
+    ));
+    assert_contiguous(&read_all(&log, 0), 0, 3);
+}
+
+#[test]
 fn truncate_to_rewinds_log_and_producer_state() {
     let dir = tempfile::tempdir().unwrap();
     let log = PartitionLog::open(dir.path(), small_config(), T0).unwrap();

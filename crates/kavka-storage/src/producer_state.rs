@@ -86,6 +86,24 @@ pub enum ProducerStateError {
         /// Last sequence appended for this producer and epoch, if any.
         last_seq: Option<i32>,
     },
+    /// The batch follows a batch of the same producer whose write failed (an I/O error such as a
+    /// full disk), so the gap in its sequence is ours, not the client's: KAFKA_STORAGE_ERROR, as
+    /// Kafka answers every append to a log on a failed disk. Answering OUT_OF_ORDER_SEQUENCE_NUMBER
+    /// instead makes librdkafka bump the producer epoch and renumber its unacknowledged records,
+    /// which duplicates any of them that were written but whose acknowledgement was lost.
+    #[error(
+        "producer {producer_id} epoch {epoch}: sequence {first_seq} follows batch {unwritten_seq},          whose write failed; retry that batch first"
+    )]
+    EarlierBatchNotWritten {
+        /// Producer id of the batch.
+        producer_id: i64,
+        /// Epoch of the batch.
+        epoch: i16,
+        /// First sequence of the batch.
+        first_seq: i32,
+        /// First sequence of the batch whose write failed.
+        unwritten_seq: i32,
+    },
     /// The snapshot file is damaged or not a snapshot.
     #[error("corrupt producer state snapshot: {0}")]
     CorruptSnapshot(String),
@@ -136,6 +154,10 @@ impl ProducerEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
+    /// Producer id -> (epoch, first sequence) of its last batch whose write failed after passing the
+    /// checks; cleared by its next appended batch. Not in snapshots: a restart drops every client
+    /// connection, and clients retry the oldest unacknowledged batch first.
+    unwritten: HashMap<i64, (i16, i32)>,
 }
 
 impl ProducerStateManager {
@@ -185,6 +207,14 @@ impl ProducerStateManager {
             });
         }
         if epoch != entry.epoch {
+            if first_seq != 0 && self.unwritten.get(&producer_id) == Some(&(epoch, 0)) {
+                return Err(ProducerStateError::EarlierBatchNotWritten {
+                    producer_id,
+                    epoch,
+                    first_seq,
+                    unwritten_seq: 0,
+                });
+            }
             if first_seq != 0 && entry.epoch != NO_PRODUCER_EPOCH {
                 return Err(ProducerStateError::OutOfOrderSequence {
                     producer_id,
@@ -195,26 +225,27 @@ impl ProducerStateManager {
             }
             return Ok(SequenceCheck::Append);
         }
-        match entry.batches.back() {
-            // Known epoch but no batch yet (only a transaction marker was seen in this epoch):
-            // Kafka compares with NO_SEQUENCE (-1), so the sequence must start at 0.
-            None if first_seq == 0 => Ok(SequenceCheck::Append),
-            None => Err(ProducerStateError::OutOfOrderSequence {
-                producer_id,
-                epoch,
-                first_seq,
-                last_seq: None,
-            }),
-            Some(last) if increment_sequence(last.last_seq, 1) == first_seq => {
-                Ok(SequenceCheck::Append)
-            }
-            Some(last) => Err(ProducerStateError::OutOfOrderSequence {
-                producer_id,
-                epoch,
-                first_seq,
-                last_seq: Some(last.last_seq),
-            }),
+        // Known epoch but no batch yet (only a transaction marker was seen in this epoch): Kafka
+        // compares with NO_SEQUENCE (-1), so the sequence must start at 0.
+        let last_seq = entry.batches.back().map(|b| b.last_seq);
+        let expected = last_seq.map_or(0, |s| increment_sequence(s, 1));
+        if first_seq == expected {
+            return Ok(SequenceCheck::Append);
         }
+        if self.unwritten.get(&producer_id) == Some(&(epoch, expected)) {
+            return Err(ProducerStateError::EarlierBatchNotWritten {
+                producer_id,
+                epoch,
+                first_seq,
+                unwritten_seq: expected,
+            });
+        }
+        Err(ProducerStateError::OutOfOrderSequence {
+            producer_id,
+            epoch,
+            first_seq,
+            last_seq,
+        })
     }
 
     /// Records an appended batch (keeps the last 5 batches per producer). A new epoch forgets the
@@ -223,10 +254,19 @@ impl ProducerStateManager {
         if producer_id < 0 {
             return;
         }
+        self.unwritten.remove(&producer_id);
         self.producers
             .entry(producer_id)
             .or_insert_with(ProducerEntry::new)
             .add_batch(epoch, meta);
+    }
+
+    /// Notes that a batch which passed [`check`](Self::check) could not be written, so that the
+    /// producer's later batches are refused as waiting for it rather than as out of sequence.
+    pub fn record_unwritten(&mut self, producer_id: i64, epoch: i16, first_seq: i32) {
+        if producer_id >= 0 {
+            self.unwritten.insert(producer_id, (epoch, first_seq));
+        }
     }
 
     /// Rebuild support for recovery: feed headers of stored batches in offset order. No checks
@@ -289,6 +329,8 @@ impl ProducerStateManager {
                 Some(last) => last.timestamp >= cutoff,
                 None => true,
             });
+        let producers = &self.producers;
+        self.unwritten.retain(|id, _| producers.contains_key(id));
         before - self.producers.len()
     }
 
@@ -452,7 +494,13 @@ impl ProducerStateManager {
         if r.remaining() != 0 {
             return Err(corrupt("trailing bytes"));
         }
-        Ok((ProducerStateManager { producers }, last_offset_included))
+        Ok((
+            ProducerStateManager {
+                producers,
+                unwritten: HashMap::new(),
+            },
+            last_offset_included,
+        ))
     }
 }
 
@@ -575,6 +623,35 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    fn waits_for_unwritten(r: Result<SequenceCheck, ProducerStateError>, seq: i32) -> bool {
+        matches!(r, Err(ProducerStateError::EarlierBatchNotWritten { unwritten_seq, .. }) if unwritten_seq == seq)
+    }
+
+    #[test]
+    fn batches_after_a_failed_write_wait_for_it() {
+        let mut m = with_batches(3); // last seq 5
+        m.record_unwritten(1, 0, 6);
+        // The failed batch itself may be retried; the batches behind it are told to wait for it.
+        assert_eq!(m.check(1, 0, 6, 7).unwrap(), SequenceCheck::Append);
+        assert!(waits_for_unwritten(m.check(1, 0, 8, 9), 6));
+        m.record(1, 0, meta(6, 7, 106));
+        assert_eq!(m.check(1, 0, 8, 9).unwrap(), SequenceCheck::Append);
+        assert!(out_of_order(m.check(1, 0, 10, 11)));
+    }
+
+    #[test]
+    fn a_failed_write_of_another_epoch_or_sequence_changes_nothing() {
+        let mut m = with_batches(3); // last seq 5, epoch 0
+        m.record_unwritten(1, 0, 2);
+        assert!(out_of_order(m.check(1, 0, 8, 9)));
+        m.record_unwritten(1, 1, 6);
+        assert!(out_of_order(m.check(1, 0, 8, 9)));
+        // The first batch of a new epoch failed: later batches of that epoch wait for it.
+        m.record_unwritten(1, 1, 0);
+        assert!(waits_for_unwritten(m.check(1, 1, 2, 3), 0));
+        assert_eq!(m.check(1, 1, 0, 1).unwrap(), SequenceCheck::Append);
     }
 
     #[test]

@@ -495,9 +495,16 @@ impl Segment {
             let _ = self.log.set_len(pos);
             return Err(e);
         }
-        self.size.store(pos + batch.len() as u64, Ordering::Release);
         let mut st = lock(&self.state);
-        self.index_batch(&mut st, header, pos)
+        if let Err(e) = self.index_batch(&mut st, header, pos) {
+            // An index write can fail too (a full disk). The caller does not publish the batch, so its
+            // bytes go as well: the next batch takes the same offsets at the same position, which
+            // keeps any index entry written for this one true.
+            let _ = self.log.set_len(pos);
+            return Err(e);
+        }
+        self.size.store(pos + batch.len() as u64, Ordering::Release);
+        Ok(())
     }
 
     /// Appends whole batches that the caller already validated (framing, CRC, offsets) with one write,
