@@ -474,6 +474,11 @@ fn load_tls(config: &BrokerConfig) -> Result<NodeTls, StartupError> {
         }
     }
     let mut tls = NodeTls::load(config).map_err(|e| StartupError::Config(e.to_string()))?;
+    // Checked here for every listener, since SSL listeners read it only when a handshake fails.
+    for listener in &config.listeners {
+        crate::security::sasl::failed_authentication_delay(config, &listener.name)
+            .map_err(StartupError::Config)?;
+    }
     for listener in config.listeners.iter().filter(|l| is_sasl(&l.name)) {
         let settings =
             SaslListener::from_config(config, &listener.name).map_err(StartupError::Config)?;

@@ -153,9 +153,9 @@ def api_versions_v0(conn: Conn, version: int = 0) -> tuple[int, dict[int, tuple[
     return err, apis
 
 
-def init_producer_id(conn: Conn) -> tuple[int, int, int]:
-    """InitProducerId v1 for a non-transactional producer: (error, producer_id, epoch)."""
-    body = conn.request(22, 1, kstring(None) + struct.pack(">i", 60000))
+def init_producer_id(conn: Conn, transactional_id: str | None = None) -> tuple[int, int, int]:
+    """InitProducerId v1 (non-transactional unless `transactional_id`): (error, producer_id, epoch)."""
+    body = conn.request(22, 1, kstring(transactional_id) + struct.pack(">i", 60000))
     r = Reader(body)
     _throttle, err, pid, epoch = r.take("ihqh")
     return err, pid, epoch

@@ -75,14 +75,23 @@ import rawkafka as rk
 from kavka_harness import Broker, free_port, kavka_certs, node_store_settings
 
 CLUSTER_ID = "kavkaSaslAclCluster001"
-USERS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret"}
+USERS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret",
+         # One user per authorization test below, so that their ACLs do not meet.
+         "writer": "writer-secret", "nobody": "nobody-secret", "viewer": "viewer-secret",
+         "creator": "creator-secret"}
 JAAS = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
         + " ".join(f'user_{u}="{p}"' for u, p in USERS.items()) + ";")
 NODE_DN = "CN=node-{},O=Kavka"
+# ssl.principal.mapping.rules of the INTERNAL listener: client certificates named app-<letters> map to
+# that name; everything else (the nodes) keeps its DN.
+MTLS_CLIENT = "app-mtls"
+MAPPING_RULES = "RULE:^CN=(app-[a-z]+),O=Kavka$/$1/,DEFAULT"
 FAILED_DELAY_MS = 500
 # The wrong passwords this file sends: none may ever appear in a broker log.
 WRONG_PASSWORDS = ["wr0ng-Pl41n-pw-7c1e", "wr0ng-Scr4m-pw-91ab"]
 SCRAM_PASSWORD = "alice-scram-pw-5f2d"
+# Kavka's sasl.server.max.receive.size default (Kafka's is 512 KiB), which the cluster leaves unset.
+PRE_AUTH_FRAME_LIMIT = 128 * 1024
 
 
 def wait_until(what: str, check, timeout: float = 30.0, interval: float = 0.3):
@@ -152,6 +161,7 @@ def cluster(kavka_bin, tmp_path_factory):
     for i in (1, 2, 3):
         kavka_certs(kavka_bin, certs, "node", "--name", f"node-{i}", "--dns", "localhost",
                     "--ip", "127.0.0.1")
+    kavka_certs(kavka_bin, certs, "client", "--name", MTLS_CLIENT)
     ports = [{"CLIENT": free_port(), "INTERNAL": free_port(), "CONTROLLER": free_port()}
              for _ in range(3)]
     ports[0]["OPEN"] = free_port()
@@ -183,6 +193,7 @@ def cluster(kavka_bin, tmp_path_factory):
             **node_store_settings(certs, f"node-{node_id}"),
             "listener.name.internal.ssl.client.auth": "required",
             "listener.name.controller.ssl.client.auth": "required",
+            "listener.name.internal.ssl.principal.mapping.rules": MAPPING_RULES,
             "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
             "listener.name.client.plain.sasl.jaas.config": JAAS,
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
@@ -487,6 +498,193 @@ def test_acls(cluster):
     assert sorted(got) == sorted(values), errors
 
 
+def grant(cluster: Cluster, *bindings: AclBinding) -> None:
+    """Creates the ACLs through node 1 and waits until every node decides with them."""
+    admin = cluster.admin()
+    for f in admin.create_acls(list(bindings)).values():
+        f.result(timeout=30)
+    principals = {b.principal for b in bindings}
+    for node in range(3):
+        node_admin = cluster.admin(node=node)
+        for principal in principals:
+            flt = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, principal,
+                                   None, AclOperation.ANY, AclPermissionType.ANY)
+            wanted = {b for b in bindings if b.principal == principal}
+            wait_until(f"{principal}'s ACLs on node {node + 1}",
+                       lambda: wanted <= set(node_admin.describe_acls(flt).result(timeout=10)),
+                       timeout=30)
+
+
+def denial_lines(text: str, principal: str) -> list[str]:
+    return [ln for ln in text.splitlines()
+            if "authorization denied" in ln and f"principal={principal} " in ln + " "]
+
+
+def raw_login(cluster: Cluster, user: str) -> rk.Conn:
+    """A raw connection to node 1's SASL_PLAINTEXT listener, logged in with PLAIN as `user`."""
+    conn = rk.Conn(cluster.ports[0]["SASLPLAIN"])
+    assert rk.sasl_plain_login(conn, user, USERS[user])["error"] == 0
+    return conn
+
+
+def test_idempotent_produce_authorization(cluster):
+    """Kafka 4: WRITE on a topic is enough for an idempotent producer (IDEMPOTENT_WRITE on the cluster
+    is the other way), and the failed cluster check on the way is not a logged denial. Without
+    either, InitProducerId and an idempotent Produce get CLUSTER_AUTHORIZATION_FAILED."""
+    topic = f"idem-{uuid.uuid4().hex[:8]}"
+    create_topic(cluster.admin(), topic)
+    grant(cluster, acl(ResourceType.TOPIC, topic, AclOperation.WRITE, principal="User:writer"))
+
+    conf = {**cluster.conf("writer"), "enable.idempotence": True}
+    p = Producer(conf)
+    reports = []
+    for i in range(5):  # one Produce request each
+        p.produce(topic, b"idem-%d" % i, on_delivery=lambda err, msg: reports.append(err))
+        assert p.flush(30) == 0
+    assert reports == [None] * 5, reports
+    got, errors = consume(cluster.conf("admin"), topic, f"g-{topic}", 5)
+    assert sorted(got) == [b"idem-%d" % i for i in range(5)], errors
+    assert denial_lines(cluster.logs(), "User:writer") == [], \
+        "an allowed idempotent producer left denial lines"
+
+    with raw_login(cluster, "nobody") as conn:
+        err, pid, _ = rk.init_producer_id(conn)
+        assert (err, pid) == (KafkaError.CLUSTER_AUTHORIZATION_FAILED, -1)
+        batch = rk.record_batch([b"x"], producer_id=1000, producer_epoch=0, base_sequence=0)
+        err, _ = rk.produce_v3(conn, topic, 0, batch)
+        assert err == KafkaError.CLUSTER_AUTHORIZATION_FAILED, err
+    # One line per refused request, in the log of the node that decided it (InitProducerId is
+    # forwarded to the active controller).
+    wait_until("nobody's refusals in the logs",
+               lambda: len(denial_lines(cluster.logs(), "User:nobody")) >= 2)
+    time.sleep(1)
+    lines = denial_lines(cluster.logs(), "User:nobody")
+    assert len(lines) == 2 and all("operation=IDEMPOTENT_WRITE" in ln for ln in lines), lines
+
+
+def test_transactional_id_needs_write(cluster):
+    """InitProducerId with a transactional id the principal may not WRITE:
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED, with the refusal logged for that resource."""
+    tid = f"txn-{uuid.uuid4().hex[:8]}"
+    with raw_login(cluster, "nobody") as conn:
+        err, pid, _ = rk.init_producer_id(conn, transactional_id=tid)
+    assert (err, pid) == (KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1)
+    wait_until("the transactional id refusal in the log",
+               lambda: any("resource_type=TRANSACTIONAL_ID" in ln and f"resource={tid}" in ln
+                           for ln in denial_lines(cluster.logs(), "User:nobody")))
+
+
+def test_list_groups_shows_only_describable_groups(cluster):
+    """ListGroups shows a principal only the groups it may DESCRIBE."""
+    topic = f"lg-{uuid.uuid4().hex[:8]}"
+    create_topic(cluster.admin(), topic)
+    groups = [f"lg-visible-{topic}", f"lg-hidden-{topic}"]
+    grant(cluster, acl(ResourceType.GROUP, "lg-visible-", AclOperation.DESCRIBE,
+                       pattern=ResourcePatternType.PREFIXED, principal="User:viewer"))
+    admins = {user: cluster.admin(user) for user in ("admin", "viewer")}
+    # Two live groups: one consumer each, kept in its group while the groups are listed.
+    consumers = [Consumer({**cluster.conf("admin"), "group.id": g, "session.timeout.ms": 10000})
+                 for g in groups]
+    try:
+        for c in consumers:
+            c.subscribe([topic])
+
+        def listed(user):
+            for c in consumers:
+                c.poll(0.2)
+            result = admins[user].list_consumer_groups().result(timeout=30)
+            return {g.group_id for g in result.valid}
+        everything = wait_until("both groups listed for the admin",
+                                lambda: (ids := listed("admin")) >= set(groups) and ids)
+        seen = listed("viewer")
+    finally:
+        for c in consumers:
+            c.close()
+    assert groups[0] in seen and groups[1] not in seen, seen
+    assert seen <= everything and all(g.startswith("lg-visible-") for g in seen), seen
+
+
+def test_auto_topic_creation_needs_create(cluster):
+    """Metadata auto-creates a missing topic only for a principal with CREATE (on the cluster or the
+    topic). Without it Kafka answers TOPIC_AUTHORIZATION_FAILED (KafkaApis' unauthorizedForCreateTopics)
+    and creates nothing."""
+    prefix = f"auto-{uuid.uuid4().hex[:8]}-"
+    grant(cluster, acl(ResourceType.TOPIC, prefix, AclOperation.DESCRIBE,
+                       pattern=ResourcePatternType.PREFIXED, principal="User:creator"))
+    admin = cluster.admin()
+    with raw_login(cluster, "creator") as conn:
+        md = rk.metadata_v1(conn, [prefix + "a"])  # v1: auto-creation allowed
+        assert md["topics"][prefix + "a"][0] == KafkaError.TOPIC_AUTHORIZATION_FAILED, md
+    time.sleep(1)
+    assert prefix + "a" not in admin.list_topics(timeout=10).topics
+
+    grant(cluster, acl(ResourceType.TOPIC, prefix, AclOperation.CREATE,
+                       pattern=ResourcePatternType.PREFIXED, principal="User:creator"))
+    with raw_login(cluster, "creator") as conn:
+        md = rk.metadata_v1(conn, [prefix + "b"])
+        assert md["topics"][prefix + "b"][0] in (0, KafkaError.LEADER_NOT_AVAILABLE), md
+    wait_until("the auto-created topic", lambda: prefix + "b" in admin.list_topics(timeout=5).topics)
+
+
+def test_describe_cluster_without_privileges(cluster):
+    """DescribeCluster is never refused (Kafka's AuthHelper.computeDescribeClusterResponse): a
+    principal without cluster DESCRIBE gets the brokers and no authorized operations."""
+    nobody, admin = cluster.admin("nobody"), cluster.admin()  # alive until their answers arrive
+    result = nobody.describe_cluster(include_authorized_operations=True).result(timeout=30)
+    assert len(result.nodes) == 3 and result.cluster_id == CLUSTER_ID, result
+    assert not result.authorized_operations, result.authorized_operations
+    admin_ops = admin.describe_cluster(
+        include_authorized_operations=True).result(timeout=30).authorized_operations
+    assert AclOperation.DESCRIBE in admin_ops and AclOperation.ALTER in admin_ops, admin_ops
+
+
+def test_ssl_principal_mapping_rules(cluster):
+    """mTLS on the INTERNAL listener: the client certificate CN=app-mtls,O=Kavka maps to
+    User:app-mtls by ssl.principal.mapping.rules, and an ACL for that principal lets it produce."""
+    topic = f"mtls-{uuid.uuid4().hex[:8]}"
+    create_topic(cluster.admin(), topic)
+    conf = {
+        "bootstrap.servers": f"127.0.0.1:{cluster.ports[0]['INTERNAL']}",
+        "security.protocol": "SSL",
+        "ssl.ca.location": str(cluster.certs / "ca.pem"),
+        "ssl.certificate.location": str(cluster.certs / f"{MTLS_CLIENT}.pem"),
+        "ssl.key.location": str(cluster.certs / f"{MTLS_CLIENT}-key.pem"),
+        "socket.timeout.ms": 10000,
+    }
+    reports = produce({**conf, "retries": 0}, topic, [b"refused"], timeout=20)
+    assert reports[0] is not None and \
+        reports[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, reports
+    grant(cluster, acl(ResourceType.TOPIC, topic, AclOperation.WRITE,
+                       principal=f"User:{MTLS_CLIENT}"))
+    assert produce(conf, topic, [b"mapped"]) == [None]
+    assert any(f"principal=User:{MTLS_CLIENT} " in ln and f"resource={topic}" in ln
+               for ln in cluster.logs().splitlines()
+               if "authorization denied" in ln), "the refusal did not name the mapped principal"
+
+
+def test_acls_survive_restart_of_every_node(cluster):
+    """ACLs live in the replicated metadata log: after every node restarts, each node still has them
+    and still decides with them."""
+    topic = f"restart-acl-{uuid.uuid4().hex[:8]}"
+    create_topic(cluster.admin(), topic)
+    binding = acl(ResourceType.TOPIC, topic, AclOperation.WRITE, principal="User:writer")
+    grant(cluster, binding)
+    cluster.stop_all()
+    cluster.start_all()
+    wait_until("three brokers after the restart",
+               lambda: len(cluster.admin().list_topics(timeout=5).brokers) == 3, timeout=60)
+    flt = AclBindingFilter(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, None, None,
+                           AclOperation.ANY, AclPermissionType.ANY)
+    for node in range(3):
+        node_admin = cluster.admin(node=node)
+        wait_until(f"the ACL on node {node + 1} after the restart",
+                   lambda: node_admin.describe_acls(flt).result(timeout=10) == [binding])
+    assert produce(cluster.conf("writer"), topic, [b"after-restart"]) == [None]
+    reports = produce({**cluster.conf("nobody"), "retries": 0}, topic, [b"no"], timeout=20)
+    assert reports[0] is not None and \
+        reports[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, reports
+
+
 # ---------------------------------------------------------------- 4. forged replica id
 
 
@@ -552,12 +750,21 @@ def test_pre_authentication_limits(cluster):
         conn.send_raw(rk.request_frame(3, 1, 99, struct.pack(">i", -1)))
         assert_closed(conn)
 
+    # The pre-authentication frame limit (sasl.server.max.receive.size), with
+    # the one request that is served before authentication, so that only the size decides: an
+    # ApiVersions frame just under the limit (zero padding after the empty v0 body) is answered, one
+    # byte over it closes the connection.
+    def padded_api_versions(size: int) -> bytes:
+        payload = rk.request_frame(18, 0, 1, b"")[4:]
+        return struct.pack(">i", size) + payload + b"\0" * (size - len(payload))
+
     with rk.Conn(port) as conn:
-        size = 200 * 1024
-        payload = rk.request_frame(3, 1, 1, b"")[4:]
-        payload += b"\0" * (size - len(payload))
+        conn.send_raw(padded_api_versions(PRE_AUTH_FRAME_LIMIT - 1024))
+        body = conn.recv_frame()
+        assert struct.unpack(">ih", body[:6]) == (1, 0), body[:16]
+    with rk.Conn(port) as conn:
         try:
-            conn.send_raw(struct.pack(">i", size) + payload)
+            conn.send_raw(padded_api_versions(PRE_AUTH_FRAME_LIMIT + 1))
         except (BrokenPipeError, ConnectionResetError):
             pass
         assert_closed(conn)

@@ -23,9 +23,24 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     request: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
-    if !Authz::new(broker, ctx).allows(AclOperation::Read, ResourceType::Group, &request.group_id) {
+    let authz = Authz::new(broker, ctx);
+    if !authz.allows(AclOperation::Read, ResourceType::Group, &request.group_id) {
         return ConsumerGroupHeartbeatResponse::default()
             .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
+    // As Kafka's KafkaApis.handleConsumerGroupHeartbeat: a member may only subscribe to topics it may
+    // describe, else the subscription would reveal (through the assignment) topics it cannot see. `all`
+    // stops at the first refusal, so a refused heartbeat logs one line.
+    let subscribed = request
+        .subscribed_topic_names
+        .as_deref()
+        .unwrap_or_default();
+    if !subscribed
+        .iter()
+        .all(|name| authz.allows(AclOperation::Describe, ResourceType::Topic, name))
+    {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
     }
     let req = HeartbeatRequest {
         group: request.group_id.to_string(),

@@ -6,7 +6,6 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 
 use super::str_bytes;
 use crate::dispatch::RequestContext;
-use crate::security::acl::{AclOperation, ResourceType, CLUSTER_RESOURCE_NAME};
 use crate::security::authz::Authz;
 use crate::server::Broker;
 
@@ -28,10 +27,10 @@ pub fn handle(
                 "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER",
             )));
     }
+    // Like Metadata, DescribeCluster is open to every authenticated client (admin clients bootstrap
+    // with it); only the authorized operations need cluster DESCRIBE, as in Kafka's
+    // `AuthHelper.computeDescribeClusterResponse`.
     let authz = Authz::new(broker, ctx);
-    if !authz.allows_cluster(AclOperation::Describe) {
-        return response.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
-    }
     // v2 (KIP-1073): fenced brokers too, marked, when the client asks for them.
     let brokers = if ctx.api_version >= 2 && request.include_fenced_brokers {
         let image = broker.image();
@@ -68,7 +67,7 @@ pub fn handle(
         .with_controller_id(BrokerId(broker.node_id))
         .with_brokers(brokers)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            authz.operations(ResourceType::Cluster, CLUSTER_RESOURCE_NAME)
+            authz.cluster_authorized_operations()
         } else {
             i32::MIN
         })

@@ -23,9 +23,7 @@ pub async fn handle(
             return response
                 .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
         }
-    } else if !authz.allows_cluster(AclOperation::IdempotentWrite)
-        && !authz.allows_any(AclOperation::Write, ResourceType::Topic)
-    {
+    } else if !authz.allows_idempotent_write() {
         return response.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
     }
     if request.transactional_id.is_some() {

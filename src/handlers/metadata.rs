@@ -106,7 +106,7 @@ pub async fn handle(
         .with_controller_id(BrokerId(broker.node_id))
         .with_topics(topics)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            authz.operations(ResourceType::Cluster, CLUSTER_RESOURCE_NAME)
+            authz.cluster_authorized_operations()
         } else {
             AUTHORIZED_OPERATIONS_OMITTED
         })

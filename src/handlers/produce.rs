@@ -374,10 +374,7 @@ fn request_authorization_error(
         .flat_map(|t| t.partition_data.iter())
         .filter_map(|p| p.records.as_ref())
         .any(|r| BatchHeader::parse(r).is_ok_and(|h| h.producer_id >= 0));
-    if idempotent
-        && !authz.allows_cluster(AclOperation::IdempotentWrite)
-        && !authz.allows_any(AclOperation::Write, ResourceType::Topic)
-    {
+    if idempotent && !authz.allows_idempotent_write() {
         return Some((
             ResponseError::ClusterAuthorizationFailed,
             "not authorized for idempotent writes",

@@ -11,7 +11,7 @@ use super::connection::{serve_connection, ConnectionContext};
 use super::quotas::{ConnectionPermit, ConnectionQuotas};
 use super::tls::{handshake_timeout, ListenerTls, NodeTls};
 use crate::security::principal::ANONYMOUS;
-use crate::security::sasl::SaslListener;
+use crate::security::sasl::{failed_authentication_delay, SaslListener};
 use crate::server::Broker;
 
 /// A listener socket bound at start-up, with the endpoint advertised to clients that connect to it.
@@ -238,11 +238,10 @@ async fn serve_tls_connection(
             tracing::warn!(peer = %ctx.peer, listener = %ctx.listener_name, reason = %e, "connection rejected: TLS handshake failed");
             // As after a failed SASL login: the socket closes only after
             // connection.failed.authentication.delay.ms, which slows down a peer trying certificates.
-            let delay = broker
-                .config
-                .connection_failed_authentication_delay_ms
-                .max(0) as u64;
-            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+            // The listener's value, as for SASL (start-up has checked that it parses).
+            let delay =
+                failed_authentication_delay(&broker.config, &ctx.listener_name).unwrap_or_default();
+            tokio::time::sleep(delay).await;
             drop(socket);
             return;
         }

@@ -31,6 +31,9 @@ pub const WILDCARD: &str = "*";
 /// The wildcard principal.
 pub const WILDCARD_PRINCIPAL: &str = "User:*";
 
+/// The resource name Kafka's `authorizeByResourceType` asks the ordinary check about first.
+const BY_RESOURCE_TYPE_PROBE: &str = "hardcode";
+
 macro_rules! kafka_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $code:expr => $text:expr),+ $(,)? }) => {
         $(#[$meta])*
@@ -183,30 +186,26 @@ pub struct AclBinding {
     pub permission: PermissionType,
 }
 
-/// Why a binding cannot be stored (CreateAcls answers INVALID_REQUEST with this message).
+/// Why a binding cannot be stored (CreateAcls answers INVALID_REQUEST with this message, in Kafka's
+/// words where Kafka refuses the same binding).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AclError {
-    #[error("resource type {0} is not valid in an ACL")]
+    #[error("Invalid resourceType {0}")]
     ResourceType(ResourceType),
-    #[error("pattern type {0} is not valid in an ACL (use LITERAL or PREFIXED)")]
+    #[error("Invalid patternType {0}")]
     PatternType(PatternType),
-    #[error("operation {0} is not valid in an ACL")]
+    #[error("Invalid operation {0}")]
     Operation(AclOperation),
-    #[error("permission type {0} is not valid in an ACL (use ALLOW or DENY)")]
+    #[error("Invalid permissionType {0}")]
     Permission(PermissionType),
-    #[error("the resource name must not be empty")]
+    #[error("Invalid empty resource name")]
     EmptyName,
-    #[error("the cluster resource is named {CLUSTER_RESOURCE_NAME}, not {0:?}")]
+    #[error("The only valid name for the CLUSTER resource is {CLUSTER_RESOURCE_NAME}")]
     ClusterName(String),
-    #[error("principal {0:?} is not of the form Type:name")]
+    #[error("Could not parse principal from `{0}` (no colon is present separating the principal type from the principal name)")]
     Principal(String),
-    #[error("host {0:?} is neither an IP address nor *")]
-    Host(String),
-    #[error("operation {operation} does not apply to {resource_type} resources")]
-    NotApplicable {
-        operation: AclOperation,
-        resource_type: ResourceType,
-    },
+    #[error("the host of an ACL must not be empty (use * for any host)")]
+    EmptyHost,
 }
 
 impl AclBinding {
@@ -242,14 +241,26 @@ impl AclBinding {
         Ok(binding)
     }
 
-    /// Checks what Kafka checks before storing an ACL.
+    /// Refuses what Kafka refuses before storing an ACL, and nothing more: the broker's
+    /// `AclApis.handleCreateAcls` (a CLUSTER resource not named `kafka-cluster`, an empty name), then
+    /// the controller's `AclControlManager.validateNewAcl` (the filter-only values ANY and MATCH), and a
+    /// principal without `Type:` (Kafka's `StandardAcl.kafkaPrincipal` cannot parse it either).
+    ///
+    /// Like Kafka, it accepts an operation that does not apply to the resource type (GROUP WRITE: it
+    /// simply never permits anything) and a host that is not an IP address (it never matches a client,
+    /// whose address is compared). An empty host is refused: Kafka 4.x stores it, but it can only be a
+    /// mistake for `*`, and newer Kafka refuses it too.
     pub fn validate(&self) -> Result<(), AclError> {
-        match self.resource_type {
-            ResourceType::Any => return Err(AclError::ResourceType(self.resource_type)),
-            ResourceType::Cluster if self.resource_name != CLUSTER_RESOURCE_NAME => {
-                return Err(AclError::ClusterName(self.resource_name.clone()))
-            }
-            _ => {}
+        if self.resource_type == ResourceType::Cluster
+            && self.resource_name != CLUSTER_RESOURCE_NAME
+        {
+            return Err(AclError::ClusterName(self.resource_name.clone()));
+        }
+        if self.resource_name.is_empty() {
+            return Err(AclError::EmptyName);
+        }
+        if self.resource_type == ResourceType::Any {
+            return Err(AclError::ResourceType(self.resource_type));
         }
         if !matches!(
             self.pattern_type,
@@ -260,26 +271,14 @@ impl AclBinding {
         if self.operation == AclOperation::Any {
             return Err(AclError::Operation(self.operation));
         }
-        if self.operation != AclOperation::All
-            && !AclOperation::applicable_to(self.resource_type).contains(&self.operation)
-        {
-            return Err(AclError::NotApplicable {
-                operation: self.operation,
-                resource_type: self.resource_type,
-            });
-        }
         if self.permission == PermissionType::Any {
             return Err(AclError::Permission(self.permission));
         }
-        if self.resource_name.is_empty() {
-            return Err(AclError::EmptyName);
+        if !self.principal.contains(':') {
+            return Err(AclError::Principal(self.principal.clone()));
         }
-        match self.principal.split_once(':') {
-            Some((kind, name)) if !kind.is_empty() && !name.is_empty() => {}
-            _ => return Err(AclError::Principal(self.principal.clone())),
-        }
-        if self.host != WILDCARD && self.host.parse::<IpAddr>().is_err() {
-            return Err(AclError::Host(self.host.clone()));
+        if self.host.is_empty() {
+            return Err(AclError::EmptyHost);
         }
         Ok(())
     }
@@ -460,8 +459,15 @@ impl Authorizer {
     }
 
     /// Whether `who` may perform `operation` on at least one resource of `resource_type`: Kafka's
-    /// `authorizeByResourceType`, which lets a producer with WRITE on any topic be idempotent. True when
-    /// some ALLOW could apply and no DENY on a LITERAL `*` or on every name cancels it.
+    /// `authorizeByResourceType` (the default method of its `Authorizer` interface, which
+    /// StandardAuthorizer keeps), which lets a producer with WRITE on any topic be idempotent.
+    ///
+    /// As Kafka does, it first decides for a made-up resource name, `hardcode`: that lets super users
+    /// through whatever DENYs there are, and `allow.everyone.if.no.acl.found` through when no ACL covers
+    /// such a name. Otherwise it looks at the ACLs that apply to `who` for exactly `operation` or ALL
+    /// (implied operations do not count here): a DENY on the LITERAL `*` refuses; an ALLOW on the
+    /// LITERAL `*` permits; any other ALLOW permits unless a DENY dominates its pattern (a LITERAL DENY
+    /// of the same name for a LITERAL ALLOW, or a PREFIXED DENY on a prefix of its name).
     pub fn authorize_any<'a>(
         &self,
         acls: impl IntoIterator<Item = &'a AclBinding> + Clone,
@@ -469,46 +475,45 @@ impl Authorizer {
         operation: AclOperation,
         resource_type: ResourceType,
     ) -> bool {
-        if !self.enabled || self.super_users.iter().any(|s| s == who.principal) {
+        if self.authorize(
+            acls.clone(),
+            who,
+            operation,
+            resource_type,
+            BY_RESOURCE_TYPE_PROBE,
+        ) {
             return true;
         }
-        let applying = |acl: &&AclBinding| {
-            acl.resource_type == resource_type && acl.applies_to(who.principal, &who.host)
-        };
-        let denied_everywhere = acls.clone().into_iter().filter(applying).any(|acl| {
-            acl.permission == PermissionType::Deny
-                && (acl.operation == operation || acl.operation == AclOperation::All)
-                && ((acl.pattern_type == PatternType::Literal && acl.resource_name == WILDCARD)
-                    || (acl.pattern_type == PatternType::Prefixed && acl.resource_name.is_empty()))
-        });
-        if denied_everywhere {
-            return false;
-        }
-        // Each allowed pattern must have a resource it covers that no DENY covers: a LITERAL allow is
-        // cancelled only by a DENY on the same name or a prefix of it.
-        let denies: Vec<&AclBinding> = acls
-            .clone()
+        let applying: Vec<&AclBinding> = acls
             .into_iter()
-            .filter(applying)
             .filter(|acl| {
-                acl.permission == PermissionType::Deny
+                acl.resource_type == resource_type
+                    && acl.applies_to(who.principal, &who.host)
                     && (acl.operation == operation || acl.operation == AclOperation::All)
             })
             .collect();
-        acls.into_iter()
-            .filter(applying)
-            .filter(|acl| {
-                acl.permission == PermissionType::Allow && acl.operation.implies(operation)
+        let (denies, allows): (Vec<&AclBinding>, Vec<&AclBinding>) = applying
+            .into_iter()
+            .partition(|acl| acl.permission == PermissionType::Deny);
+        let is_wildcard = |acl: &AclBinding| {
+            acl.pattern_type == PatternType::Literal && acl.resource_name == WILDCARD
+        };
+        if denies.iter().any(|deny| is_wildcard(deny)) {
+            return false;
+        }
+        if allows.iter().any(|allow| is_wildcard(allow)) {
+            return true;
+        }
+        allows.iter().any(|allow| {
+            !denies.iter().any(|deny| match deny.pattern_type {
+                PatternType::Literal => {
+                    allow.pattern_type == PatternType::Literal
+                        && deny.resource_name == allow.resource_name
+                }
+                PatternType::Prefixed => allow.resource_name.starts_with(&deny.resource_name),
+                PatternType::Any | PatternType::Match => false,
             })
-            .any(|allow| {
-                !denies.iter().any(|deny| match allow.pattern_type {
-                    PatternType::Literal => deny.covers(resource_type, &allow.resource_name),
-                    _ => {
-                        deny.pattern_type == PatternType::Prefixed
-                            && allow.resource_name.starts_with(&deny.resource_name)
-                    }
-                })
-            })
+        })
     }
 
     /// Kafka's `*_authorized_operations` bit field: bit n set when operation code n is permitted.
@@ -679,11 +684,10 @@ mod tests {
             bad_principal.validate(),
             Err(AclError::Principal(_))
         ));
-        let not_applicable = acl(Group, "g", Literal, "User:a", Write, Allow);
-        assert!(matches!(
-            not_applicable.validate(),
-            Err(AclError::NotApplicable { .. })
-        ));
+        assert_eq!(
+            bad_cluster.validate().map_err(|e| e.to_string()),
+            Err("The only valid name for the CLUSTER resource is kafka-cluster".into())
+        );
         assert_eq!(
             AclOperation::from_name("idempotent-write"),
             Some(IdempotentWrite)
@@ -694,6 +698,117 @@ mod tests {
         assert!(
             Authorizer::from_config("kafka.security.authorizer.AclAuthorizer", &[], false).is_err()
         );
+    }
+
+    /// What Kafka's CreateAcls refuses (`AclApis.handleCreateAcls`, `AclControlManager.validateNewAcl`)
+    /// and what it stores although it never permits anything.
+    #[test]
+    fn validation_refuses_what_kafka_refuses_only() {
+        let base = acl(Topic, "t", Literal, "User:a", Read, Allow);
+        let with = |change: fn(&mut AclBinding)| {
+            let mut b = base.clone();
+            change(&mut b);
+            b.validate()
+        };
+        // Accepted, as by Kafka: operations that do not apply to the type, any host text, other
+        // principal types, every concrete resource type.
+        assert_eq!(with(|b| b.resource_type = Group), Ok(()));
+        assert_eq!(
+            with(|b| {
+                b.resource_type = Group;
+                b.operation = Write;
+            }),
+            Ok(())
+        );
+        assert_eq!(with(|b| b.operation = IdempotentWrite), Ok(()));
+        assert_eq!(with(|b| b.host = "client.example.com".into()), Ok(()));
+        assert_eq!(with(|b| b.principal = "Group:ops".into()), Ok(()));
+        assert_eq!(with(|b| b.resource_type = User), Ok(()));
+        assert_eq!(with(|b| b.resource_type = DelegationToken), Ok(()));
+        assert_eq!(with(|b| b.pattern_type = Prefixed), Ok(()));
+        assert_eq!(
+            with(|b| {
+                b.resource_type = Cluster;
+                b.resource_name = CLUSTER_RESOURCE_NAME.into();
+                b.operation = All;
+                b.permission = Deny;
+            }),
+            Ok(())
+        );
+        // Refused.
+        type Change = fn(&mut AclBinding);
+        let refused: [(Change, &str); 9] = [
+            (|b| b.resource_name.clear(), "Invalid empty resource name"),
+            (
+                |b| {
+                    b.resource_type = Cluster;
+                    b.resource_name.clear();
+                },
+                "The only valid name for the CLUSTER resource is kafka-cluster",
+            ),
+            (|b| b.resource_type = ResourceType::Any, "Invalid resourceType ANY"),
+            (|b| b.pattern_type = PatternType::Any, "Invalid patternType ANY"),
+            (|b| b.pattern_type = Match, "Invalid patternType MATCH"),
+            (|b| b.operation = AclOperation::Any, "Invalid operation ANY"),
+            (
+                |b| b.permission = PermissionType::Any,
+                "Invalid permissionType ANY",
+            ),
+            (
+                |b| b.principal = "alice".into(),
+                "Could not parse principal from `alice` (no colon is present separating the principal type from the principal name)",
+            ),
+            (
+                |b| b.host.clear(),
+                "the host of an ACL must not be empty (use * for any host)",
+            ),
+        ];
+        for (change, message) in refused {
+            assert_eq!(with(change).map_err(|e| e.to_string()), Err(message.into()));
+        }
+    }
+
+    /// Kafka's `authorizeByResourceType`: super users and `allow.everyone.if.no.acl.found` through the
+    /// `hardcode` probe, then the patterns of the requester's ACLs for exactly that operation.
+    #[test]
+    fn authorize_any_follows_kafka() {
+        let closed = on();
+        let open = Authorizer {
+            allow_if_no_acl: true,
+            ..on()
+        };
+        // No ACLs at all: refused by default, allowed with allow.everyone.if.no.acl.found.
+        assert!(!closed.authorize_any([], who("User:bob"), Write, Topic));
+        assert!(open.authorize_any([], who("User:bob"), Write, Topic));
+        // ACLs on other topics leave the probe's resource without ACLs: still open.
+        let others = [acl(Topic, "t", Literal, "User:alice", Write, Allow)];
+        assert!(open.authorize_any(&others, who("User:bob"), Write, Topic));
+        assert!(!closed.authorize_any(&others, who("User:bob"), Write, Topic));
+        // An ACL on every topic covers the probe's resource too: no default for bob.
+        let everywhere = [acl(Topic, "*", Literal, "User:alice", Write, Allow)];
+        assert!(!open.authorize_any(&everywhere, who("User:bob"), Write, Topic));
+        assert!(closed.authorize_any(&everywhere, who("User:alice"), Write, Topic));
+        // A DENY on every topic wins over allows, but not over a super user.
+        let denied = [
+            acl(Topic, "t", Prefixed, "User:alice", Write, Allow),
+            acl(Topic, "*", Literal, "User:*", All, Deny),
+        ];
+        assert!(!open.authorize_any(&denied, who("User:alice"), Write, Topic));
+        assert!(closed.authorize_any(&denied, who("User:admin"), Write, Topic));
+        // A LITERAL DENY cancels the LITERAL ALLOW of the same name only.
+        let partly = [
+            acl(Topic, "a", Literal, "User:alice", Write, Allow),
+            acl(Topic, "a", Literal, "User:alice", Write, Deny),
+        ];
+        assert!(!closed.authorize_any(&partly, who("User:alice"), Write, Topic));
+        let mut more = partly.to_vec();
+        more.push(acl(Topic, "b", Literal, "User:alice", Write, Allow));
+        assert!(closed.authorize_any(&more, who("User:alice"), Write, Topic));
+        // Only the operation itself or ALL counts, not operations that imply it.
+        let read = [acl(Topic, "t", Literal, "User:alice", Read, Allow)];
+        assert!(!closed.authorize_any(&read, who("User:alice"), Describe, Topic));
+        let all = [acl(Topic, "t", Literal, "User:alice", All, Allow)];
+        assert!(closed.authorize_any(&all, who("User:alice"), Write, Topic));
     }
 
     #[test]

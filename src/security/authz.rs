@@ -33,19 +33,45 @@ impl<'a> Authz<'a> {
     pub fn allows(&self, operation: AclOperation, resource_type: ResourceType, name: &str) -> bool {
         let allowed = self.check(operation, resource_type, name);
         if !allowed {
-            tracing::info!(
-                principal = %self.requester.principal,
-                host = %self.requester.host,
-                operation = %operation,
-                resource_type = %resource_type,
-                resource = %name,
-                "authorization denied"
+            self.log_denied(operation, resource_type, name);
+        }
+        allowed
+    }
+
+    /// Whether an idempotent producer without a transactional id may write: IDEMPOTENT_WRITE on the
+    /// cluster, or WRITE on at least one topic (Kafka 3.0, KIP-679). Most producers only have the
+    /// latter, so the cluster check is one step of the decision, not a refusal: it stays quiet, as
+    /// Kafka's `logIfDenied = false` makes it, or every Produce request of such a producer would log a
+    /// denial. Only a refusal of both is logged.
+    pub fn allows_idempotent_write(&self) -> bool {
+        let allowed = self.check(
+            AclOperation::IdempotentWrite,
+            ResourceType::Cluster,
+            CLUSTER_RESOURCE_NAME,
+        ) || self.allows_any(AclOperation::Write, ResourceType::Topic);
+        if !allowed {
+            self.log_denied(
+                AclOperation::IdempotentWrite,
+                ResourceType::Cluster,
+                CLUSTER_RESOURCE_NAME,
             );
         }
         allowed
     }
 
-    /// As [`Authz::allows`] without the log line: for filtering what a listing shows.
+    fn log_denied(&self, operation: AclOperation, resource_type: ResourceType, name: &str) {
+        tracing::info!(
+            principal = %self.requester.principal,
+            host = %self.requester.host,
+            operation = %operation,
+            resource_type = %resource_type,
+            resource = %name,
+            "authorization denied"
+        );
+    }
+
+    /// As [`Authz::allows`] without the log line: for filtering what a listing shows, and for checks
+    /// whose "no" is not a refusal of the request.
     pub fn can_see(
         &self,
         operation: AclOperation,
@@ -86,6 +112,20 @@ impl<'a> Authz<'a> {
                 resource_type,
                 name,
             ),
+        }
+    }
+
+    /// Kafka's `cluster_authorized_operations` (Metadata, DescribeCluster): none without DESCRIBE on the
+    /// cluster, else every operation allowed on it. The DESCRIBE check refuses nothing, so it is quiet.
+    pub fn cluster_authorized_operations(&self) -> i32 {
+        if self.check(
+            AclOperation::Describe,
+            ResourceType::Cluster,
+            CLUSTER_RESOURCE_NAME,
+        ) {
+            self.operations(ResourceType::Cluster, CLUSTER_RESOURCE_NAME)
+        } else {
+            0
         }
     }
 

@@ -144,10 +144,7 @@ impl SaslListener {
             mechanisms,
             plain_users,
             reauth: (reauth_ms > 0).then(|| Duration::from_millis(reauth_ms as u64)),
-            failed_delay: Duration::from_millis(number(
-                "connection.failed.authentication.delay.ms",
-                100,
-            )? as u64),
+            failed_delay: failed_authentication_delay(config, name)?,
             max_receive: number(
                 "sasl.server.max.receive.size",
                 DEFAULT_MAX_RECEIVE_SIZE as i64,
@@ -155,6 +152,27 @@ impl SaslListener {
             .clamp(1024, i32::MAX as i64) as usize,
         })
     }
+}
+
+/// `connection.failed.authentication.delay.ms` of one listener: its `listener.name.<name>.` override
+/// when set, else the broker-wide value (Kafka's default 100). The delay before closing a connection
+/// whose SASL login or TLS handshake failed; both paths use this, so a listener's override covers both.
+pub fn failed_authentication_delay(
+    config: &BrokerConfig,
+    listener: &str,
+) -> Result<Duration, String> {
+    const KEY: &str = "connection.failed.authentication.delay.ms";
+    let prefixed = format!("listener.name.{}.{KEY}", listener.to_ascii_lowercase());
+    let ms = match config.security.get(&prefixed) {
+        None => i64::from(config.connection_failed_authentication_delay_ms),
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("{prefixed}: {v:?} is not a number"))?,
+    };
+    u64::try_from(ms)
+        .map(Duration::from_millis)
+        .map_err(|_| format!("{KEY} of listener {listener}: {ms} is negative"))
 }
 
 /// How this node authenticates to a SASL listener of another node: Kafka's
@@ -683,5 +701,27 @@ mod tests {
         assert_eq!(ok.reauth, Some(Duration::from_secs(60)));
         assert_eq!(ok.failed_delay, Duration::from_millis(100));
         assert!(!format!("{ok:?}").contains("\"p\""));
+
+        // The failed-authentication delay: the listener's override, else the broker-wide value.
+        let delays = config(&[
+            ("connection.failed.authentication.delay.ms", "250"),
+            (
+                "listener.name.internal.connection.failed.authentication.delay.ms",
+                "1000",
+            ),
+        ]);
+        assert_eq!(
+            failed_authentication_delay(&delays, "INTERNAL"),
+            Ok(Duration::from_secs(1))
+        );
+        assert_eq!(
+            failed_authentication_delay(&delays, "CLIENT"),
+            Ok(Duration::from_millis(250))
+        );
+        let negative = config(&[(
+            "listener.name.internal.connection.failed.authentication.delay.ms",
+            "-1",
+        )]);
+        assert!(failed_authentication_delay(&negative, "INTERNAL").is_err());
     }
 }
