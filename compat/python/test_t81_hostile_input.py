@@ -1,7 +1,7 @@
 """Hostile input (issue 8): raw TCP and TLS connections sending what attackers and broken clients
 send, against one node with a PLAINTEXT, an SSL, a SASL_PLAINTEXT and a SASL_SSL listener.
 
-Every case in CASES is run REPETITIONS times (1000; 100 when CI=true; KAVKA_HOSTILE_REPS
+Every case in CASES is run REPETITIONS times (1000; 40 when CI=true; KAVKA_HOSTILE_REPS
 overrides) on each listener it applies to, each time on a fresh connection (on SASL listeners
 after a PLAIN login, unless the case is about what comes before it). Pass criteria, per case:
 - every repetition gets its expected reaction (a closed connection, or an answer with the expected
@@ -45,7 +45,7 @@ from rawkafka import uvarint
 from kavka_harness import free_port, kavka_certs, node_store_settings
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-REPETITIONS = int(os.environ.get("KAVKA_HOSTILE_REPS") or (100 if CI else 1000))
+REPETITIONS = int(os.environ.get("KAVKA_HOSTILE_REPS") or (40 if CI else 1000))
 WARMUP = 20
 REACTION_LIMIT = 1.0  # seconds
 RSS_LIMIT_KIB = 64 * 1024
