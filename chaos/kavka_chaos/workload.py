@@ -57,7 +57,7 @@ class ProducerWorker(threading.Thread):
 
     def _producer(self) -> Producer:
         def on_error(err: KafkaError) -> None:
-            self._on_fatal(KafkaException(err))
+            self._on_fatal(err)
 
         conf = {
             "bootstrap.servers": self.bootstrap,
@@ -80,9 +80,9 @@ class ProducerWorker(threading.Thread):
                 self.debug_dir / f"{self.name}.{self.generation}.log")
         return Producer(conf)
 
-    def _on_fatal(self, e: KafkaException) -> None:
-        err = e.args[0] if e.args and isinstance(e.args[0], KafkaError) else None
-        if err is not None and err.fatal() and not self.fatal.is_set():
+    def _on_fatal(self, err: object) -> None:
+        """Starts a new generation after a fatal error, whichever way librdkafka reported it."""
+        if isinstance(err, KafkaError) and err.fatal() and not self.fatal.is_set():
             self.history.add("info", "producer-fatal", self.name, error=str(err))
             self.fatal.set()
 
@@ -125,12 +125,12 @@ class ProducerWorker(threading.Thread):
                                  error="local queue full")
             except KafkaException as e:
                 self.history.add("fail", "produce", proc, value=value, seq=seq, error=str(e))
-                self._on_fatal(e)
+                self._on_fatal(e.args[0] if e.args else None)
             try:
                 producer.poll(0)
             except KafkaException as e:
                 # confluent-kafka raises a fatal error from poll() as well as through error_cb.
-                self._on_fatal(e)
+                self._on_fatal(e.args[0] if e.args else None)
             next_at += interval
             delay = next_at - time.time()
             if delay > 0:

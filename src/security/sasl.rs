@@ -162,13 +162,12 @@ pub fn failed_authentication_delay(
     listener: &str,
 ) -> Result<Duration, String> {
     const KEY: &str = "connection.failed.authentication.delay.ms";
-    let prefixed = format!("listener.name.{}.{KEY}", listener.to_ascii_lowercase());
-    let ms = match config.security.get(&prefixed) {
+    let ms = match config.security.for_listener(listener, KEY) {
         None => i64::from(config.connection_failed_authentication_delay_ms),
         Some(v) => v
             .trim()
             .parse::<i64>()
-            .map_err(|_| format!("{prefixed}: {v:?} is not a number"))?,
+            .map_err(|_| format!("{KEY} of listener {listener}: {v:?} is not a number"))?,
     };
     u64::try_from(ms)
         .map(Duration::from_millis)

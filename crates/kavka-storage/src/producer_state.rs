@@ -92,7 +92,8 @@ pub enum ProducerStateError {
     /// instead makes librdkafka bump the producer epoch and renumber its unacknowledged records,
     /// which duplicates any of them that were written but whose acknowledgement was lost.
     #[error(
-        "producer {producer_id} epoch {epoch}: sequence {first_seq} follows batch {unwritten_seq},          whose write failed; retry that batch first"
+        "producer {producer_id} epoch {epoch}: sequence {first_seq} follows batch {unwritten_seq}, \
+         whose write failed; retry that batch first"
     )]
     EarlierBatchNotWritten {
         /// Producer id of the batch.
@@ -206,28 +207,13 @@ impl ProducerStateManager {
                 current_epoch: entry.epoch,
             });
         }
-        if epoch != entry.epoch {
-            if first_seq != 0 && self.unwritten.get(&producer_id) == Some(&(epoch, 0)) {
-                return Err(ProducerStateError::EarlierBatchNotWritten {
-                    producer_id,
-                    epoch,
-                    first_seq,
-                    unwritten_seq: 0,
-                });
-            }
-            if first_seq != 0 && entry.epoch != NO_PRODUCER_EPOCH {
-                return Err(ProducerStateError::OutOfOrderSequence {
-                    producer_id,
-                    epoch,
-                    first_seq,
-                    last_seq: None,
-                });
-            }
-            return Ok(SequenceCheck::Append);
-        }
-        // Known epoch but no batch yet (only a transaction marker was seen in this epoch): Kafka
-        // compares with NO_SEQUENCE (-1), so the sequence must start at 0.
-        let last_seq = entry.batches.back().map(|b| b.last_seq);
+        // A new epoch starts at sequence 0. So does a known epoch with no batch yet (only a
+        // transaction marker was seen in it): Kafka compares with NO_SEQUENCE (-1).
+        let last_seq = if epoch == entry.epoch {
+            entry.batches.back().map(|b| b.last_seq)
+        } else {
+            None
+        };
         let expected = last_seq.map_or(0, |s| increment_sequence(s, 1));
         if first_seq == expected {
             return Ok(SequenceCheck::Append);
@@ -239,6 +225,9 @@ impl ProducerStateManager {
                 first_seq,
                 unwritten_seq: expected,
             });
+        }
+        if epoch != entry.epoch && entry.epoch == NO_PRODUCER_EPOCH {
+            return Ok(SequenceCheck::Append);
         }
         Err(ProducerStateError::OutOfOrderSequence {
             producer_id,
